@@ -1,0 +1,18 @@
+import os from 'node:os';
+import path from 'node:path';
+import { DEFAULT_RELAY } from '../address.js';
+
+/** Where a relay keeps its spool unless told otherwise: the user's state directory. */
+export function defaultStateDir(): string {
+  const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(base, 'kangaroo');
+}
+
+export function defaultSpoolDir(): string {
+  return path.join(defaultStateDir(), 'spool');
+}
+
+/** The relay a client talks to: --relay, else KANGAROO_RELAY, else the local default ("closest server"). */
+export function relayAddress(flag: string | undefined): string {
+  return flag || process.env.KANGAROO_RELAY || DEFAULT_RELAY;
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+import yargs, { Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { register as registerDemo } from './commands/demo.js';
+import { register as registerRelay } from './commands/relay.js';
+import { register as registerStatus } from './commands/status.js';
+import { register as registerTransfer } from './commands/transfer.js';
+import { reportError } from './run.js';
+
+/** The `kangaroo` command: thin wrappers over the library, one module per group of commands. */
+const base = yargs(hideBin(process.argv))
+  .scriptName('kangaroo')
+  .usage('$0 <command> [options]\n\nMove files across slow, unreliable networks through a chain of spooling relays.')
+  .option('relay', {
+    type: 'string',
+    global: true,
+    describe: 'relay to talk to (default: $KANGAROO_RELAY, else 127.0.0.1:9094)',
+  });
+let cli = base as unknown as Argv;
+for (const register of [registerRelay, registerTransfer, registerStatus, registerDemo]) cli = register(cli);
+
+cli
+  .demandCommand(1, 'Name a command; see kangaroo --help.')
+  .strict()
+  .recommendCommands()
+  .fail((msg, err) => {
+    if (err) {
+      reportError(err);
+    } else {
+      process.stderr.write(`kangaroo: ${msg}\n(see kangaroo --help)\n`);
+      process.exitCode = 2;
+    }
+  })
+  .help()
+  .alias('h', 'help')
+  .version()
+  .wrap(Math.min(110, base.terminalWidth()))
+  .parseAsync()
+  .catch(reportError);

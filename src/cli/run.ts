@@ -1,0 +1,27 @@
+import { RelayClient } from '../client/client.js';
+import { KangarooError } from '../errors.js';
+import { relayAddress } from './defaults.js';
+
+/** Common plumbing for client commands: connect, run, report errors the same way everywhere. */
+export async function withClient<T>(relayFlag: string | undefined, fn: (c: RelayClient) => Promise<T>): Promise<T> {
+  const address = relayAddress(relayFlag);
+  let client: RelayClient;
+  try {
+    client = await RelayClient.connect(address);
+  } catch (err) {
+    const e = KangarooError.from(err);
+    throw new KangarooError(e.code, `${e.message}\n  (is a relay running there? start one with: kangaroo relay, or point --relay / KANGAROO_RELAY at one)`);
+  }
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Prints an error as `kangaroo: CODE: message` and sets a failing exit status. */
+export function reportError(err: unknown): void {
+  const e = KangarooError.from(err);
+  process.stderr.write(`kangaroo: ${e.code}: ${e.message}\n`);
+  process.exitCode = 1;
+}

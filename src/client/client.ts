@@ -1,0 +1,336 @@
+import net from 'node:net';
+import { formatHostPort, parseHostPort } from '../address.js';
+import { KangarooError } from '../errors.js';
+import { DEFAULT_MAX_FRAME, encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
+import { BulkError, DirEntry, FileInfo, OrderedOp, PROTOCOL_VERSION, Reply, Request } from '../protocol/messages.js';
+
+/**
+ * A connection to one relay: the four Kangaroo calls plus the metadata operations.
+ * Many requests are in flight at once, matched to replies by id.
+ *
+ * Ordered operations (put, truncate, mkdir, unlink, rmdir, rename) are queued and
+ * sent together in bulk frames (one round trip for many small operations); they
+ * resolve once handed to the socket, which is also where flow control from a
+ * full spool is felt. A refusal is reported by the next `commit()` or `flush()`.
+ */
+
+export interface ClientOptions {
+  /** A stable id makes resent ordered ops (same seq) harmless; empty for none. */
+  clientId?: string;
+  /** Send ordered ops in bulk frames (default) or one frame each, awaiting each reply. */
+  batching?: boolean;
+  /** Largest bulk frame payload. */
+  maxBatchBytes?: number;
+  connectTimeoutMs?: number;
+  maxFrame?: number;
+}
+
+interface Pending {
+  resolve: (r: Reply) => void;
+  reject: (e: KangarooError) => void;
+}
+
+export class RelayClient {
+  private nextId = 1;
+  private pending = new Map<number, Pending>();
+  private batch: OrderedOp[] = [];
+  private batchBytes = 0;
+  private batchTimer: NodeJS.Immediate | undefined;
+  private deferred: KangarooError[] = [];
+  private inflightBulks = new Set<Promise<void>>();
+  private closedError: KangarooError | undefined;
+  private drainWaiters: (() => void)[] = [];
+  /** Name the relay gave in its hello reply. */
+  serverName = '';
+  readonly address: string;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    address: string,
+    private readonly options: Required<ClientOptions>,
+  ) {
+    this.address = address;
+    const decoder = new FrameDecoder((f) => this.onFrame(f), options.maxFrame);
+    socket.on('data', (chunk) => {
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        this.fail(KangarooError.from(err, `bad reply from relay ${address}`));
+        socket.destroy();
+      }
+    });
+    socket.on('drain', () => this.drainWaiters.splice(0).forEach((w) => w()));
+    socket.on('error', (err) => this.fail(KangarooError.from(err, `relay ${address}`)));
+    socket.on('close', () => this.fail(new KangarooError('CONNECTION_LOST', `connection to relay ${address} closed`)));
+  }
+
+  static async connect(address: string, options: ClientOptions = {}): Promise<RelayClient> {
+    const hp = parseHostPort(address);
+    const opts: Required<ClientOptions> = {
+      clientId: '',
+      batching: true,
+      maxBatchBytes: 1024 * 1024,
+      connectTimeoutMs: 10_000,
+      maxFrame: DEFAULT_MAX_FRAME,
+      ...options,
+    };
+    const name = formatHostPort(hp);
+    const socket = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: hp.host, port: hp.port });
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new KangarooError('TIMEOUT', `no answer from relay ${name} within ${opts.connectTimeoutMs} ms`));
+      }, opts.connectTimeoutMs);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        s.removeAllListeners('error');
+        resolve(s);
+      });
+      s.once('error', (err) => {
+        clearTimeout(timer);
+        reject(KangarooError.from(err, `cannot reach relay ${name}`));
+      });
+    });
+    socket.setNoDelay(true);
+    const client = new RelayClient(socket, name, opts);
+    const hello = await client.request({ type: 'hello', version: PROTOCOL_VERSION, clientId: opts.clientId });
+    if (hello.type === 'helloReply') client.serverName = hello.name;
+    return client;
+  }
+
+  get closed(): boolean {
+    return this.closedError !== undefined;
+  }
+
+  private fail(err: KangarooError): void {
+    if (this.closedError) return;
+    this.closedError = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.drainWaiters.splice(0).forEach((w) => w());
+  }
+
+  private onFrame({ id, msg }: Frame): void {
+    const p = this.pending.get(id);
+    if (!p) {
+      // An unsolicited error refers to a put (which has no reply): keep it for commit.
+      if (msg.type === 'error') this.deferred.push(KangarooError.fromWire(msg.code, msg.message));
+      return;
+    }
+    this.pending.delete(id);
+    if (msg.type === 'error') p.reject(KangarooError.fromWire(msg.code, msg.message));
+    else p.resolve(msg as Reply);
+  }
+
+  /** Writes a frame; resolves when the socket can take more (flow control). */
+  private async send(id: number, msg: Request): Promise<void> {
+    if (this.closedError) throw this.closedError;
+    const chunks = encodeFrame(id, msg);
+    let ok = true;
+    this.socket.cork();
+    for (const c of chunks) ok = this.socket.write(c);
+    this.socket.uncork();
+    if (!ok) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (this.closedError) throw this.closedError;
+  }
+
+  /** Sends a request and resolves with its reply (errors reject with the relay's code). */
+  async request(msg: Request): Promise<Reply> {
+    if (this.closedError) throw this.closedError;
+    const id = this.allocId();
+    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    await this.send(id, msg);
+    return reply;
+  }
+
+  private allocId(): number {
+    const id = this.nextId;
+    this.nextId = this.nextId >= 0xfffffff0 ? 1 : this.nextId + 1;
+    return id;
+  }
+
+  // ---- ordered operations ----
+
+  /** Queues an ordered op. Resolves when it is handed to the socket, not when applied. */
+  async op(op: OrderedOp): Promise<void> {
+    if (this.closedError) throw this.closedError;
+    if (!this.options.batching) {
+      if (op.type === 'put') {
+        // put has no reply; a refusal arrives as an unsolicited error
+        await this.send(this.allocId(), op);
+      } else {
+        await this.request(op);
+      }
+      return;
+    }
+    this.batch.push(op);
+    this.batchBytes += op.type === 'put' ? op.data.length + 64 : 64 + op.path.length;
+    if (this.batchBytes >= this.options.maxBatchBytes) {
+      await this.sendBatch();
+    } else if (!this.batchTimer) {
+      this.batchTimer = setImmediate(() => {
+        this.batchTimer = undefined;
+        void this.sendBatch().catch(() => undefined);
+      });
+    }
+  }
+
+  put(host: string, path: string, offset: number, data: Buffer, seq = 0): Promise<void> {
+    return this.op({ type: 'put', seq, host, path, offset, data });
+  }
+
+  truncate(host: string, path: string, size: number): Promise<void> {
+    return this.op({ type: 'truncate', seq: 0, host, path, size });
+  }
+
+  mkdir(host: string, path: string, mode = 0o755): Promise<void> {
+    return this.op({ type: 'mkdir', seq: 0, host, path, mode });
+  }
+
+  unlink(host: string, path: string): Promise<void> {
+    return this.op({ type: 'unlink', seq: 0, host, path });
+  }
+
+  rmdir(host: string, path: string): Promise<void> {
+    return this.op({ type: 'rmdir', seq: 0, host, path });
+  }
+
+  rename(host: string, path: string, to: string): Promise<void> {
+    return this.op({ type: 'rename', seq: 0, host, path, to });
+  }
+
+  /**
+   * Sends a list of ordered ops as bulk frames and resolves with the per-op
+   * errors (indexes into `ops`). Used by the mover, which needs to know which
+   * op failed.
+   */
+  async bulk(ops: OrderedOp[]): Promise<BulkError[]> {
+    const reply = await this.request({ type: 'bulk', ops });
+    if (reply.type !== 'bulkReply') throw new KangarooError('BAD_FRAME', `unexpected reply ${reply.type} to bulk`);
+    return reply.errors;
+  }
+
+  private async sendBatch(): Promise<void> {
+    if (this.batchTimer) {
+      clearImmediate(this.batchTimer);
+      this.batchTimer = undefined;
+    }
+    if (this.batch.length === 0) return;
+    const ops = this.batch;
+    this.batch = [];
+    this.batchBytes = 0;
+    if (ops.length === 1 && ops[0]!.type === 'put') {
+      await this.send(this.allocId(), ops[0]!);
+      return;
+    }
+    const id = this.allocId();
+    const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const tracked: Promise<void> = reply.then(
+      (r) => {
+        if (r.type === 'bulkReply') {
+          for (const e of r.errors) this.deferred.push(KangarooError.fromWire(e.code, `${describe(ops[e.index])}: ${e.message}`));
+        }
+      },
+      (err: KangarooError) => {
+        this.deferred.push(err);
+      },
+    );
+    this.inflightBulks.add(tracked);
+    void tracked.finally(() => this.inflightBulks.delete(tracked));
+    await this.send(id, { type: 'bulk', ops });
+  }
+
+  /** Sends everything queued and waits for the relay to accept it; throws the first refusal. */
+  async flush(): Promise<void> {
+    await this.sendBatch();
+    await Promise.all([...this.inflightBulks]);
+    this.throwDeferred();
+  }
+
+  private throwDeferred(): void {
+    if (this.deferred.length === 0) return;
+    const errs = this.deferred.splice(0);
+    const first = errs[0]!;
+    const more = errs.length > 1 ? ` (and ${errs.length - 1} more refused operations)` : '';
+    throw new KangarooError(first.code, first.message + more);
+  }
+
+  // ---- the blocking calls ----
+
+  /** Resolves once every earlier ordered op of this client is on stable storage at the relay. */
+  async commit(): Promise<void> {
+    await this.sendBatch();
+    await this.request({ type: 'commit' });
+    await Promise.all([...this.inflightBulks]);
+    this.throwDeferred();
+  }
+
+  /** Resolves once every earlier put to this file has reached its destination and is fsync'd there. */
+  async push(host: string, path: string): Promise<void> {
+    await this.flush();
+    await this.request({ type: 'push', host, path });
+  }
+
+  /** Reads up to `length` bytes; a shorter result means end of file. */
+  async get(host: string, path: string, offset: number, length: number): Promise<Buffer> {
+    await this.sendBatch();
+    const r = await this.request({ type: 'get', host, path, offset, length });
+    if (r.type !== 'data') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to get`);
+    return r.data;
+  }
+
+  async stat(host: string, path: string): Promise<FileInfo> {
+    await this.sendBatch();
+    const r = await this.request({ type: 'stat', host, path });
+    if (r.type !== 'statReply') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to stat`);
+    return r.info;
+  }
+
+  async list(host: string, path: string): Promise<DirEntry[]> {
+    await this.sendBatch();
+    const r = await this.request({ type: 'list', host, path });
+    if (r.type !== 'listReply') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to list`);
+    return r.entries;
+  }
+
+  async status(): Promise<unknown> {
+    const r = await this.request({ type: 'status' });
+    if (r.type !== 'json') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to status`);
+    return r.value;
+  }
+
+  /** Re-queues files whose delivery was stopped by a permanent error (path '' for all on host). */
+  async retry(host: string, path: string): Promise<number> {
+    const r = await this.request({ type: 'retry', host, path });
+    if (r.type !== 'json') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to retry`);
+    return Number((r.value as { requeued?: number }).requeued ?? 0);
+  }
+
+  /** Bytes handed to the socket but not yet sent: what flow control is holding back. */
+  get bufferedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  async close(): Promise<void> {
+    if (this.batch.length > 0) await this.sendBatch().catch(() => undefined);
+    if (this.closedError) return;
+    await new Promise<void>((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+      setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, 2000).unref();
+    });
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+    this.fail(new KangarooError('CLOSED', 'client closed'));
+  }
+}
+
+function describe(op: OrderedOp | undefined): string {
+  if (!op) return 'operation';
+  return `${op.type} ${op.host}${op.path}`;
+}

@@ -1,0 +1,275 @@
+import { RelayClient } from '../client/client.js';
+import { KangarooError } from '../errors.js';
+import { OrderedOp } from '../protocol/messages.js';
+import { Spool, SpooledOp } from '../spool/spool.js';
+import { Logger } from '../util/log.js';
+import { Backoff, BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+import { RateLimiter } from './rate-limiter.js';
+
+/**
+ * Drains the spool to one next hop, with the same client calls any program uses.
+ *
+ * Ops go out in accept order, many per bulk frame, interleaving every pending
+ * file on one pipelined connection; a commit follows every few megabytes and
+ * the ops before it are released from the spool only when that commit is
+ * acknowledged. Several commit groups are in flight at once, so the link is not
+ * idle while the next hop fsyncs.
+ *
+ * Each op carries its spool sequence number and the mover's stable client id,
+ * so after a lost connection it resends everything unacknowledged and the next
+ * hop drops what it already holds. An unreachable next hop is retried with
+ * exponential backoff and jitter, for ever; a permanent refusal of one file
+ * (permission denied at the destination, say) stops that file only, keeps its
+ * data spooled and is reported through push and status.
+ */
+
+export interface MoverOptions {
+  nextHop: string;
+  clientId: string;
+  /** Whether this mover carries ops for a destination host. */
+  carries: (host: string) => boolean;
+  rateLimiter?: RateLimiter;
+  backoff?: BackoffPolicy;
+  batchBytes?: number;
+  commitEveryBytes?: number;
+  maxGroupsInFlight?: number;
+  log: Logger;
+}
+
+export interface MoverStatus {
+  nextHop: string;
+  state: 'idle' | 'connecting' | 'sending' | 'backoff' | 'stopped';
+  connected: boolean;
+  retries: number;
+  bytesSent: number;
+  bytesDelivered: number;
+  opsDelivered: number;
+  inflightOps: number;
+  lastError: { code: string; message: string; at: string } | null;
+  nextAttemptInMs: number | null;
+}
+
+interface Group {
+  ops: SpooledOp[];
+  done: Promise<void>;
+}
+
+export class Mover {
+  private client: RelayClient | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private backoff: Backoff;
+  private state: MoverStatus['state'] = 'idle';
+  private retries = 0;
+  private bytesSent = 0;
+  private bytesDelivered = 0;
+  private opsDelivered = 0;
+  private lastError: MoverStatus['lastError'] = null;
+  private nextAttemptAt: number | undefined;
+  private inflight = new Set<SpooledOp>();
+  private running: Promise<void> | undefined;
+  private readonly batchBytes: number;
+  private readonly commitEveryBytes: number;
+  private readonly maxGroups: number;
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly options: MoverOptions,
+  ) {
+    this.backoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
+    const rate = options.rateLimiter?.bytesPerSecond;
+    // With a slow link, smaller frames keep the limiter smooth and acks frequent.
+    this.batchBytes = options.batchBytes ?? (rate ? Math.max(64 * 1024, Math.min(1024 * 1024, rate / 8)) : 1024 * 1024);
+    this.commitEveryBytes = options.commitEveryBytes ?? (rate ? Math.max(this.batchBytes, rate / 2) : 8 * 1024 * 1024);
+    this.maxGroups = options.maxGroupsInFlight ?? 4;
+  }
+
+  get nextHop(): string {
+    return this.options.nextHop;
+  }
+
+  start(): void {
+    if (!this.running) this.running = this.run();
+  }
+
+  /** New ops may be waiting (or a blocked file was re-queued). */
+  kick(): void {
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.kick();
+    this.client?.destroy();
+    await this.running;
+    this.state = 'stopped';
+  }
+
+  status(): MoverStatus {
+    return {
+      nextHop: this.options.nextHop,
+      state: this.state,
+      connected: !!this.client && !this.client.closed,
+      retries: this.retries,
+      bytesSent: this.bytesSent,
+      bytesDelivered: this.bytesDelivered,
+      opsDelivered: this.opsDelivered,
+      inflightOps: this.inflight.size,
+      lastError: this.lastError,
+      nextAttemptInMs: this.nextAttemptAt ? Math.max(0, Math.round(this.nextAttemptAt - Date.now())) : null,
+    };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      if (!this.hasWork()) {
+        this.state = 'idle';
+        await this.sleep(60_000);
+        continue;
+      }
+      try {
+        if (!this.client || this.client.closed) {
+          this.state = 'connecting';
+          this.client = await RelayClient.connect(this.options.nextHop, { clientId: this.options.clientId });
+        }
+        this.state = 'sending';
+        await this.pump(this.client);
+        this.backoff.reset();
+        this.nextAttemptAt = undefined;
+      } catch (err) {
+        const e = KangarooError.from(err);
+        this.client?.destroy();
+        this.client = undefined;
+        for (const sop of this.inflight) sop.inflight = false;
+        this.inflight.clear();
+        if (this.stopped) break;
+        if (e.code === 'ABORTED') continue; // a file was blocked; go on with the others at once
+        this.retries++;
+        this.lastError = { code: e.code, message: e.message, at: new Date().toISOString() };
+        const delay = this.backoff.next();
+        this.nextAttemptAt = Date.now() + delay;
+        this.state = 'backoff';
+        this.options.log.warn(`delivery to ${this.options.nextHop} failed (${e.code}: ${e.message}); retry ${this.retries} in ${delay} ms`);
+        await this.sleep(delay);
+      }
+    }
+  }
+
+  private hasWork(): boolean {
+    for (const host of this.spool.hosts()) {
+      if (!this.options.carries(host)) continue;
+      for (const sop of this.spool.queue(host).values()) if (!sop.inflight && !sop.file.blocked) return true;
+    }
+    return false;
+  }
+
+  /** Picks the next ops to send, in accept order per host, skipping blocked files. */
+  private pick(): SpooledOp[] {
+    const out: SpooledOp[] = [];
+    let bytes = 0;
+    for (const host of this.spool.hosts()) {
+      if (!this.options.carries(host)) continue;
+      for (const sop of this.spool.queue(host).values()) {
+        if (sop.inflight || sop.file.blocked) continue;
+        out.push(sop);
+        bytes += sop.dataLength + 64;
+        if (bytes >= this.batchBytes || out.length >= 4096) return out;
+      }
+    }
+    return out;
+  }
+
+  /** Sends until nothing is left, then returns once everything sent is committed. */
+  private async pump(client: RelayClient): Promise<void> {
+    const groups: Group[] = [];
+    let current: SpooledOp[] = [];
+    let currentBytes = 0;
+    let bulks: Promise<void>[] = [];
+    const closeGroup = () => {
+      const ops = current;
+      const replies = bulks;
+      current = [];
+      currentBytes = 0;
+      bulks = [];
+      const committed = client.commit();
+      const done = Promise.all([...replies, committed]).then(() => {
+        this.spool.markDelivered(ops);
+        for (const sop of ops) this.inflight.delete(sop);
+        this.opsDelivered += ops.length;
+        for (const sop of ops) this.bytesDelivered += sop.dataLength;
+      });
+      // a rejection is handled when the group is awaited; do not let it go unobserved meanwhile
+      done.catch(() => undefined);
+      groups.push({ ops, done });
+    };
+    for (;;) {
+      if (this.stopped) throw new KangarooError('CLOSED', 'mover stopped');
+      const batch = this.pick();
+      if (batch.length === 0) {
+        if (current.length > 0) closeGroup();
+        if (groups.length === 0) return;
+        await groups.shift()!.done;
+        continue;
+      }
+      for (const sop of batch) {
+        sop.inflight = true;
+        this.inflight.add(sop);
+      }
+      const wire: OrderedOp[] = [];
+      let bytes = 0;
+      for (const sop of batch) {
+        const op = await this.spool.materialize(sop);
+        wire.push({ ...op, seq: sop.localSeq });
+        bytes += sop.dataLength;
+      }
+      if (this.options.rateLimiter) await this.options.rateLimiter.take(bytes + 64 * batch.length);
+      const reply = client.bulk(wire).then((errors) => this.onBulkErrors(batch, errors));
+      reply.catch(() => undefined);
+      bulks.push(reply);
+      this.bytesSent += bytes;
+      current.push(...batch);
+      currentBytes += bytes;
+      if (currentBytes >= this.commitEveryBytes) closeGroup();
+      while (groups.length >= this.maxGroups) await groups.shift()!.done;
+    }
+  }
+
+  /**
+   * A next hop that refuses an op refuses every later op on that connection
+   * (ABORTED), so nothing is applied out of order. A permanent refusal blocks
+   * its file; then the connection restarts and the rest is resent.
+   */
+  private onBulkErrors(batch: SpooledOp[], errors: { index: number; code: string; message: string }[]): void {
+    if (errors.length === 0) return;
+    let transient: KangarooError | undefined;
+    for (const e of errors) {
+      const sop = batch[e.index];
+      if (!sop) continue;
+      const err = KangarooError.fromWire(e.code, e.message);
+      if (err.code === 'ABORTED') continue;
+      if (err.transient) {
+        transient ??= err;
+        continue;
+      }
+      this.options.log.error(`delivery of ${sop.file.host}${sop.file.path} stopped: ${err.code}: ${err.message}`);
+      this.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
+      this.spool.block(sop.file, { code: err.code, message: err.message });
+    }
+    throw transient ?? new KangarooError('ABORTED', 'restarting after a refused operation');
+  }
+}

@@ -1,0 +1,209 @@
+import net from 'node:net';
+import { KangarooError } from '../errors.js';
+import { encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
+import { BulkError, isOrderedOp, Message, OrderedOp, PROTOCOL_VERSION, Reply } from '../protocol/messages.js';
+import type { Relay } from './relay.js';
+
+/**
+ * One client connection to a relay. Frames are handled strictly in arrival
+ * order for everything that changes state (ordered ops, commit, push), so a
+ * commit covers every op before it and a get sees every put before it; answers
+ * that take time (get, push, a commit's fsync) complete in the background while
+ * later frames are taken. Reading from the socket pauses while the spool is full
+ * or too much is queued: that is how a writer is slowed instead of refused.
+ *
+ * After an ordered op fails, every later ordered op on this connection is
+ * refused with ABORTED, so a sender never sees a later op applied before an
+ * earlier one; it reconnects and resends.
+ */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+
+export class Connection {
+  clientId = '';
+  private queue: { frame: Frame; bytes: number }[] = [];
+  private queuedBytes = 0;
+  private processing = false;
+  private poisoned: KangarooError | undefined;
+  private decoder: FrameDecoder;
+  private closed = false;
+  private greeted = false;
+  readonly abort = new AbortController();
+  readonly remote: string;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly relay: Relay,
+  ) {
+    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.decoder = new FrameDecoder((f) => this.enqueue(f), relay.maxFrame);
+    socket.on('data', (chunk) => {
+      try {
+        this.decoder.push(chunk);
+      } catch (err) {
+        const e = KangarooError.from(err);
+        relay.log.warn(`closing connection from ${this.remote}: ${e.code}: ${e.message}`);
+        this.sendNow(0, { type: 'error', code: e.code, message: e.message });
+        this.close();
+      }
+    });
+    socket.on('error', () => this.close());
+    socket.on('close', () => this.close());
+  }
+
+  private enqueue(frame: Frame): void {
+    let bytes = 256;
+    const ops = frame.msg.type === 'bulk' ? frame.msg.ops : isOrderedOp(frame.msg) ? [frame.msg] : [];
+    for (const op of ops) {
+      if (op.type !== 'put') continue;
+      bytes += op.data.length;
+      // a small slice would pin a whole socket chunk in the spool's memory tier
+      if (op.data.buffer.byteLength > op.data.length * 2) op.data = Buffer.from(op.data);
+    }
+    this.queue.push({ frame, bytes });
+    this.queuedBytes += bytes;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();
+    if (!this.processing) void this.process();
+  }
+
+  private async process(): Promise<void> {
+    this.processing = true;
+    try {
+      while (this.queue.length > 0 && !this.closed) {
+        const { frame, bytes } = this.queue.shift()!;
+        try {
+          await this.handle(frame);
+        } catch (err) {
+          const e = KangarooError.from(err);
+          this.reply(frame.id, { type: 'error', code: e.code, message: e.message });
+        }
+        this.queuedBytes -= bytes;
+        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
+      }
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private async handle({ id, msg }: Frame): Promise<void> {
+    if (!this.greeted && msg.type !== 'hello') {
+      throw new KangarooError('BAD_FRAME', 'the first frame must be hello');
+    }
+    if (isOrderedOp(msg)) {
+      const err = await this.applyOrdered(msg);
+      // put has no reply unless refused; metadata ops are acknowledged
+      if (err) this.reply(id, { type: 'error', code: err.code, message: err.message });
+      else if (msg.type !== 'put') this.reply(id, { type: 'ok' });
+      return;
+    }
+    switch (msg.type) {
+      case 'hello':
+        if (msg.version !== PROTOCOL_VERSION) {
+          throw new KangarooError('BAD_FRAME', `protocol version ${msg.version} is not supported (this relay speaks ${PROTOCOL_VERSION})`);
+        }
+        this.greeted = true;
+        this.clientId = msg.clientId.slice(0, 200);
+        if (this.clientId) this.relay.claimClientId(this);
+        this.reply(id, { type: 'helloReply', name: this.relay.name, version: PROTOCOL_VERSION, maxFrame: this.relay.maxFrame });
+        return;
+      case 'bulk': {
+        const errors: BulkError[] = [];
+        for (let i = 0; i < msg.ops.length; i++) {
+          const err = await this.applyOrdered(msg.ops[i]!);
+          if (err) errors.push({ index: i, code: err.code, message: err.message });
+        }
+        this.reply(id, { type: 'bulkReply', errors });
+        return;
+      }
+      case 'commit':
+        this.background(id, async () => {
+          await this.relay.commit();
+          return { type: 'ok' };
+        });
+        return;
+      case 'push': {
+        const { host, path } = msg;
+        this.background(id, async () => {
+          await this.relay.push(host, path, this.abort.signal);
+          return { type: 'ok' };
+        });
+        return;
+      }
+      case 'get': {
+        const { host, path, offset, length } = msg;
+        if (length > this.relay.maxFrame - 1024) throw new KangarooError('BAD_ARGUMENT', `get of ${length} bytes exceeds the frame limit`);
+        const pending = this.relay.get(host, path, offset, length);
+        this.background(id, async () => ({ type: 'data', data: await pending }));
+        return;
+      }
+      case 'stat': {
+        const pending = this.relay.stat(msg.host, msg.path);
+        this.background(id, async () => ({ type: 'statReply', info: await pending }));
+        return;
+      }
+      case 'list': {
+        const pending = this.relay.list(msg.host, msg.path);
+        this.background(id, async () => ({ type: 'listReply', entries: await pending }));
+        return;
+      }
+      case 'status':
+        this.reply(id, { type: 'json', value: this.relay.status() });
+        return;
+      case 'retry': {
+        const { host, path } = msg;
+        this.background(id, async () => ({ type: 'json', value: { requeued: await this.relay.retry(host, path) } }));
+        return;
+      }
+      default:
+        throw new KangarooError('UNKNOWN_OP', `a relay does not accept "${msg.type}" frames`);
+    }
+  }
+
+  /** Applies or spools one op; returns the refusal, if any, instead of throwing. */
+  private async applyOrdered(op: OrderedOp): Promise<KangarooError | undefined> {
+    if (this.poisoned) return new KangarooError('ABORTED', `skipped: an earlier operation on this connection failed (${this.poisoned.code})`);
+    try {
+      await this.relay.acceptOp(op, this.clientId);
+      return undefined;
+    } catch (err) {
+      const e = KangarooError.from(err);
+      if (this.clientId) this.poisoned = e; // only senders that resend (movers) need the strict order
+      return e;
+    }
+  }
+
+  /** Runs a slow answer without holding up later frames. */
+  private background(id: number, work: () => Promise<Reply>): void {
+    work().then(
+      (r) => this.reply(id, r),
+      (err) => {
+        const e = KangarooError.from(err);
+        this.reply(id, { type: 'error', code: e.code, message: e.message });
+      },
+    );
+  }
+
+  private reply(id: number, msg: Message): void {
+    this.sendNow(id, msg);
+  }
+
+  private sendNow(id: number, msg: Message): void {
+    if (this.socket.destroyed) return;
+    try {
+      this.socket.cork();
+      for (const c of encodeFrame(id, msg)) this.socket.write(c);
+      this.socket.uncork();
+    } catch (err) {
+      this.relay.log.warn(`cannot reply to ${this.remote}: ${(err as Error).message}`);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    this.queue = [];
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.relay.forget(this);
+  }
+}

@@ -1,0 +1,285 @@
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { normalizePath } from '../address.js';
+import { KangarooError } from '../errors.js';
+import { DirEntry, FileInfo, OrderedOp } from '../protocol/messages.js';
+
+/**
+ * The destination role: applies operations to files under an export root.
+ *
+ * Every path is confined to the root: `..` that climbs out is refused lexically,
+ * and a symbolic link anywhere on the way that resolves outside the root is
+ * refused too (PATH_ESCAPE, a permission error). Parent directories are created
+ * as needed. Replayed operations are harmless: unlink and rmdir of a missing
+ * entry succeed, mkdir of an existing directory succeeds, and a rename whose
+ * source is gone but whose target exists counts as done.
+ *
+ * `commit()` fsyncs every file and directory changed since the last commit;
+ * `push(path)` fsyncs one file (and its directory).
+ */
+export class ExportRoot {
+  private realRoot = '';
+  private open = new Map<string, fsp.FileHandle>();
+  private dirtyFiles = new Set<string>();
+  private dirtyDirs = new Set<string>();
+  private static readonly MAX_OPEN = 64;
+
+  constructor(readonly root: string) {}
+
+  async init(): Promise<void> {
+    await fsp.mkdir(this.root, { recursive: true });
+    this.realRoot = await fsp.realpath(this.root);
+  }
+
+  /** Maps a remote path to a local one inside the root, refusing any way out. */
+  async resolve(remote: string): Promise<string> {
+    const rel = normalizePath(remote);
+    const local = path.join(this.realRoot, rel);
+    // Find the deepest existing ancestor (or the path itself) and check where it really is.
+    let probe = local;
+    for (;;) {
+      try {
+        const real = await fsp.realpath(probe);
+        if (real !== this.realRoot && !real.startsWith(this.realRoot + path.sep)) {
+          throw new KangarooError('PATH_ESCAPE', `"${remote}" leads outside the export through a symbolic link`);
+        }
+        break;
+      } catch (err) {
+        if (err instanceof KangarooError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') {
+          // a dangling link is itself a way out: refuse it
+          const st = await fsp.lstat(probe).catch(() => undefined);
+          if (st?.isSymbolicLink()) throw new KangarooError('PATH_ESCAPE', `"${remote}" is a dangling symbolic link`);
+          if (probe === this.realRoot) break;
+          probe = path.dirname(probe);
+          continue;
+        }
+        if (code === 'ELOOP') throw new KangarooError('PATH_ESCAPE', `"${remote}" has a symbolic link loop`);
+        throw KangarooError.from(err, remote);
+      }
+    }
+    return local;
+  }
+
+  private async handle(local: string, create: boolean): Promise<fsp.FileHandle> {
+    let fd = this.open.get(local);
+    if (fd) {
+      // keep recently used handles at the end (LRU order)
+      this.open.delete(local);
+      this.open.set(local, fd);
+      return fd;
+    }
+    if (create) await this.ensureParent(local);
+    fd = await fsp.open(local, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : fs.constants.O_RDWR, 0o644);
+    const st = await fd.stat();
+    if (st.isDirectory()) {
+      await fd.close();
+      throw new KangarooError('IS_DIR', `${local} is a directory`);
+    }
+    this.open.set(local, fd);
+    if (this.open.size > ExportRoot.MAX_OPEN) {
+      const [oldPath, oldFd] = this.open.entries().next().value as [string, fsp.FileHandle];
+      this.open.delete(oldPath);
+      if (this.dirtyFiles.delete(oldPath)) await oldFd.sync().catch(() => undefined);
+      await oldFd.close().catch(() => undefined);
+    }
+    return fd;
+  }
+
+  private async ensureParent(local: string): Promise<void> {
+    const dir = path.dirname(local);
+    const made = await fsp.mkdir(dir, { recursive: true });
+    if (made) this.markDirDirty(made);
+    this.dirtyDirs.add(dir);
+  }
+
+  private markDirDirty(first: string): void {
+    for (let d = first; d.startsWith(this.realRoot); d = path.dirname(d)) {
+      this.dirtyDirs.add(path.dirname(d));
+      if (d === this.realRoot) break;
+    }
+  }
+
+  private async closeHandle(local: string): Promise<void> {
+    const fd = this.open.get(local);
+    if (!fd) return;
+    this.open.delete(local);
+    if (this.dirtyFiles.delete(local)) await fd.sync().catch(() => undefined);
+    await fd.close().catch(() => undefined);
+  }
+
+  /** Applies one ordered operation. Errors carry the code that says whether a retry can help. */
+  async apply(op: OrderedOp): Promise<void> {
+    try {
+      await this.applyUnchecked(op);
+    } catch (err) {
+      throw KangarooError.from(err, `${op.type} ${op.path}`);
+    }
+  }
+
+  private async applyUnchecked(op: OrderedOp): Promise<void> {
+    const local = await this.resolve(op.path);
+    if (local === this.realRoot && op.type !== 'mkdir') {
+      throw new KangarooError('IS_DIR', `cannot ${op.type} the export root`);
+    }
+    switch (op.type) {
+      case 'put': {
+        const fd = await this.handle(local, true);
+        let done = 0;
+        while (done < op.data.length) {
+          const { bytesWritten } = await fd.write(op.data, done, op.data.length - done, op.offset + done);
+          done += bytesWritten;
+        }
+        this.dirtyFiles.add(local);
+        return;
+      }
+      case 'truncate': {
+        const fd = await this.handle(local, true);
+        await fd.truncate(op.size);
+        this.dirtyFiles.add(local);
+        return;
+      }
+      case 'mkdir': {
+        const made = await fsp.mkdir(local, { recursive: true, mode: op.mode || 0o755 });
+        if (made) this.markDirDirty(made);
+        const st = await fsp.stat(local);
+        if (!st.isDirectory()) throw new KangarooError('NOT_DIR', `${op.path} exists and is not a directory`);
+        return;
+      }
+      case 'unlink': {
+        await this.closeHandle(local);
+        try {
+          await fsp.unlink(local);
+          this.dirtyDirs.add(path.dirname(local));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+        return;
+      }
+      case 'rmdir': {
+        try {
+          await fsp.rmdir(local);
+          this.dirtyDirs.add(path.dirname(local));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+        return;
+      }
+      case 'rename': {
+        const target = await this.resolve(op.to);
+        if (target === this.realRoot) throw new KangarooError('IS_DIR', 'cannot rename onto the export root');
+        await this.closeHandle(local);
+        await this.closeHandle(target);
+        await this.ensureParent(target);
+        try {
+          await fsp.rename(local, target);
+        } catch (err) {
+          const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+          if (!gone || !(await exists(target))) throw err;
+        }
+        this.dirtyDirs.add(path.dirname(local));
+        this.dirtyDirs.add(path.dirname(target));
+        return;
+      }
+    }
+  }
+
+  /** fsyncs everything changed since the last commit. */
+  async commit(): Promise<void> {
+    const files = [...this.dirtyFiles];
+    this.dirtyFiles.clear();
+    await Promise.all(files.map((f) => this.open.get(f)?.sync()));
+    await this.syncDirs();
+  }
+
+  /** fsyncs one file and the directories changed so far. */
+  async push(remote: string): Promise<void> {
+    const local = await this.resolve(remote);
+    const fd = this.open.get(local);
+    if (fd && this.dirtyFiles.delete(local)) await fd.sync();
+    await this.syncDirs();
+  }
+
+  private async syncDirs(): Promise<void> {
+    const dirs = [...this.dirtyDirs];
+    this.dirtyDirs.clear();
+    for (const d of dirs) {
+      const h = await fsp.open(d, 'r').catch(() => undefined);
+      if (h) {
+        await h.sync().catch(() => undefined);
+        await h.close();
+      }
+    }
+  }
+
+  async read(remote: string, offset: number, length: number): Promise<Buffer> {
+    const local = await this.resolve(remote);
+    const fd = this.open.get(local);
+    const h = fd ?? (await fsp.open(local, 'r').catch((err) => {
+      throw KangarooError.from(err, remote);
+    }));
+    try {
+      const st = await h.stat();
+      if (st.isDirectory()) throw new KangarooError('IS_DIR', `${remote} is a directory`);
+      const buf = Buffer.allocUnsafe(length);
+      let got = 0;
+      while (got < length) {
+        const { bytesRead } = await h.read(buf, got, length - got, offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return buf.subarray(0, got);
+    } finally {
+      if (!fd) await h.close();
+    }
+  }
+
+  async stat(remote: string): Promise<FileInfo> {
+    const local = await this.resolve(remote);
+    try {
+      return infoOf(await fsp.stat(local));
+    } catch (err) {
+      throw KangarooError.from(err, remote);
+    }
+  }
+
+  async list(remote: string): Promise<DirEntry[]> {
+    const local = await this.resolve(remote);
+    let names: string[];
+    try {
+      names = await fsp.readdir(local);
+    } catch (err) {
+      throw KangarooError.from(err, remote);
+    }
+    const out: DirEntry[] = [];
+    for (const name of names) {
+      const st = await fsp.stat(path.join(local, name)).catch(() => undefined);
+      if (st) out.push({ name, ...infoOf(st) });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.commit().catch(() => undefined);
+    for (const fd of this.open.values()) await fd.close().catch(() => undefined);
+    this.open.clear();
+  }
+}
+
+export function infoOf(st: fs.Stats): FileInfo {
+  return {
+    kind: st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other',
+    size: st.isDirectory() ? 4096 : st.size,
+    mtimeMs: st.mtimeMs,
+    mode: st.mode & 0o7777,
+  };
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.lstat(p).then(
+    () => true,
+    () => false,
+  );
+}

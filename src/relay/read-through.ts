@@ -1,0 +1,107 @@
+import { parentPath } from '../address.js';
+import { KangarooError } from '../errors.js';
+import { DirEntry, FileInfo } from '../protocol/messages.js';
+import { Spool } from '../spool/spool.js';
+import { applyOverlays, FileView, viewInfo, viewOf } from '../spool/view.js';
+
+/**
+ * Answers get, stat and list for a host this relay forwards to: what the next
+ * hop holds, with this relay's undelivered ops applied on top (read-your-writes
+ * on the same first hop; stat sizes include undelivered writes).
+ */
+export interface Upstream {
+  get(path: string, offset: number, length: number): Promise<Buffer>;
+  stat(path: string): Promise<FileInfo>;
+  list(path: string): Promise<DirEntry[]>;
+}
+
+export async function readThrough(spool: Spool, host: string, path: string, offset: number, length: number, up: Upstream): Promise<Buffer> {
+  const v = viewOf(spool, host, path);
+  if (v.state === 'absent') throw new KangarooError('NOT_FOUND', `${path} does not exist`);
+  if (v.state === 'dir') throw new KangarooError('IS_DIR', `${path} is a directory`);
+  if (v.overlays.length === 0 && v.base) return up.get(v.base.path, offset, length);
+  let baseBytes: Buffer = Buffer.alloc(0);
+  let exactEnd: number | undefined;
+  if (v.base && v.base.limit > offset) {
+    const want = Math.min(length, v.base.limit - offset);
+    try {
+      baseBytes = await up.get(v.base.path, offset, want);
+      if (baseBytes.length < want) exactEnd = offset + baseBytes.length;
+      else if (want < length) exactEnd = v.base.limit;
+    } catch (err) {
+      if (KangarooError.from(err).code !== 'NOT_FOUND') throw err;
+      exactEnd = 0;
+    }
+  } else if (v.base) {
+    // nothing of the base shows at this offset; its size still bounds the file unless a truncate fixed it
+    exactEnd = v.base.limit;
+  }
+  return applyOverlays(v, offset, length, baseBytes, exactEnd, (sop) => spool.data(sop));
+}
+
+async function baseInfo(v: FileView, up: Upstream): Promise<FileInfo | undefined> {
+  if (!v.base) return undefined;
+  if (v.base.limit === 0 && v.overlays.length > 0) return undefined;
+  try {
+    return await up.stat(v.base.path);
+  } catch (err) {
+    const e = KangarooError.from(err);
+    if (e.code === 'NOT_FOUND' && v.overlays.length > 0) return undefined;
+    // With undelivered writes we still know the file exists: answer from the spool.
+    if (e.transient && v.overlays.length > 0) return undefined;
+    throw e;
+  }
+}
+
+export async function statThrough(spool: Spool, host: string, path: string, up: Upstream): Promise<FileInfo> {
+  const v = viewOf(spool, host, path);
+  if (v.state === 'absent') throw new KangarooError('NOT_FOUND', `${path} does not exist`);
+  if (v.state === 'unknown') {
+    if (hasPendingChildren(spool, host, path)) {
+      const info = await up.stat(path).catch(() => undefined);
+      return info ?? { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 };
+    }
+    return up.stat(path);
+  }
+  return viewInfo(v, await baseInfo(v, up));
+}
+
+function hasPendingChildren(spool: Spool, host: string, dir: string): boolean {
+  const prefix = dir === '/' ? '/' : dir + '/';
+  return spool.allFiles().some((f) => f.host === host && f.path.startsWith(prefix) && f.ops.size > 0);
+}
+
+export async function listThrough(spool: Spool, host: string, dir: string, up: Upstream): Promise<DirEntry[]> {
+  const dv = viewOf(spool, host, dir);
+  if (dv.state === 'absent') throw new KangarooError('NOT_FOUND', `${dir} does not exist`);
+  const entries = new Map<string, DirEntry>();
+  if (dv.state !== 'dir') {
+    try {
+      for (const e of await up.list(dir)) entries.set(e.name, e);
+    } catch (err) {
+      const e = KangarooError.from(err);
+      if (!(e.code === 'NOT_FOUND' || e.transient) || !hasPendingChildren(spool, host, dir)) throw e;
+    }
+  }
+  const prefix = dir === '/' ? '/' : dir + '/';
+  for (const f of spool.allFiles()) {
+    if (f.host !== host || !f.path.startsWith(prefix) || f.ops.size === 0) continue;
+    const rest = f.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    if (slash >= 0) {
+      // a pending file deeper down implies the directory on the way (parents are created on delivery)
+      const name = rest.slice(0, slash);
+      if (!entries.has(name)) entries.set(name, { name, kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 });
+      continue;
+    }
+    if (parentPath(f.path) !== dir) continue;
+    const v = viewOf(spool, host, f.path);
+    if (v.state === 'absent') {
+      entries.delete(rest);
+    } else if (v.state !== 'unknown') {
+      const known = entries.get(rest);
+      entries.set(rest, { name: rest, ...viewInfo(v, known && v.base ? known : undefined) });
+    }
+  }
+  return [...entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}

@@ -1,0 +1,335 @@
+import crypto from 'node:crypto';
+import { once } from 'node:events';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { canonicalHost, formatHostPort, normalizePath, parseHostPort } from '../address.js';
+import { KangarooError } from '../errors.js';
+import { Backoff } from '../mover/backoff.js';
+import { Mover } from '../mover/mover.js';
+import { RateLimiter } from '../mover/rate-limiter.js';
+import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
+import { DirEntry, FileInfo, OrderedOp, Request } from '../protocol/messages.js';
+import { DEFAULT_MAX_SPOOL_BYTES, Spool } from '../spool/spool.js';
+import { createLogger, Logger } from '../util/log.js';
+import { Connection } from './connection.js';
+import { ExportRoot } from './export.js';
+import { Forwarder } from './forwarder.js';
+import { listThrough, readThrough, statThrough, Upstream } from './read-through.js';
+import { RoutingTable } from './routing.js';
+import { buildStatus, RelayStatus } from './status.js';
+import { Watermarks } from './watermarks.js';
+
+export interface RelayOptions {
+  /** host:port to listen on; port 0 picks a free one. */
+  listen?: string;
+  /** The host name this relay answers to (default: its listen address). */
+  name?: string;
+  spoolDir: string;
+  exportDir?: string;
+  routes?: string[];
+  bwlimit?: number;
+  maxSpoolBytes?: number;
+  maxFrame?: number;
+  log?: Logger;
+}
+
+/**
+ * The relay daemon: one TCP listener, one spool. Ops for its own host are applied
+ * under the export root; ops for any other host are spooled and moved on, through
+ * the routing table, by one mover per next hop.
+ */
+export class Relay {
+  name = '';
+  readonly maxFrame: number;
+  readonly log: Logger;
+  readonly startedAt = Date.now();
+  private server: net.Server;
+  private ownNames = new Set<string>();
+  private routing: RoutingTable;
+  private movers = new Map<string, Mover>();
+  private forwarder = new Forwarder();
+  private connections = new Set<Connection>();
+  private rateLimiter: RateLimiter | undefined;
+  private relayId = '';
+  private listenAddress = '';
+  spool!: Spool;
+  exportRoot: ExportRoot | undefined;
+  private watermarks: Watermarks | undefined;
+  private closing = false;
+
+  private constructor(private readonly options: RelayOptions) {
+    this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.log = options.log ?? createLogger('relay');
+    this.routing = new RoutingTable(options.routes ?? []);
+    if (options.bwlimit) this.rateLimiter = new RateLimiter(options.bwlimit);
+    this.server = net.createServer((socket) => this.onConnection(socket));
+  }
+
+  static async start(options: RelayOptions): Promise<Relay> {
+    const relay = new Relay(options);
+    await relay.init();
+    return relay;
+  }
+
+  private async init(): Promise<void> {
+    const o = this.options;
+    await fsp.mkdir(o.spoolDir, { recursive: true });
+    this.relayId = await loadOrCreateId(path.join(o.spoolDir, 'relay-id'));
+    this.spool = await Spool.open({ dir: o.spoolDir, maxBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES });
+    const rec = this.spool.recovery!;
+    if (rec.tornTailBytes > 0) this.log.warn(`spool recovery dropped a torn tail of ${rec.tornTailBytes} bytes (uncommitted)`);
+    for (const c of rec.corrupted) {
+      this.log.error(`spool recovery: corrupted record in segment ${c.segment} at ${c.offset} (${c.skippedBytes} bytes skipped, not delivered)`);
+    }
+    if (this.spool.opCount > 0) this.log.info(`spool recovered ${this.spool.opCount} undelivered operations`);
+    if (o.exportDir) {
+      this.exportRoot = new ExportRoot(o.exportDir);
+      await this.exportRoot.init();
+      this.watermarks = new Watermarks(path.join(o.spoolDir, 'applied-watermarks.json'));
+      await this.watermarks.load();
+    }
+    const listen = parseHostPort(o.listen ?? '127.0.0.1:9094');
+    this.server.listen(listen.port, listen.host);
+    await Promise.race([
+      once(this.server, 'listening'),
+      once(this.server, 'error').then(([err]) => {
+        throw KangarooError.from(err, `cannot listen on ${formatHostPort(listen)}`);
+      }),
+    ]);
+    const addr = this.server.address() as net.AddressInfo;
+    this.listenAddress = formatHostPort({ host: listen.host, port: addr.port });
+    this.name = o.name ? canonicalHost(o.name.includes(':') ? o.name : `${o.name}:${addr.port}`) : this.listenAddress;
+    this.ownNames.add(this.name);
+    this.ownNames.add(this.listenAddress);
+    if (['127.0.0.1', '0.0.0.0', '::', '::1', 'localhost'].includes(listen.host)) {
+      for (const h of ['127.0.0.1', 'localhost', '[::1]']) this.ownNames.add(canonicalHost(`${h}:${addr.port}`));
+    }
+    this.spool.on('ops', (host: string) => this.moverFor(host)?.kick());
+    for (const host of this.spool.hosts()) this.moverFor(host)?.kick();
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  get address(): string {
+    return this.listenAddress;
+  }
+
+  isOwnHost(host: string): boolean {
+    return this.ownNames.has(host);
+  }
+
+  nextHopOf(host: string): string {
+    return this.routing.nextHop(host);
+  }
+
+  private moverFor(host: string): Mover | undefined {
+    if (this.isOwnHost(host) || this.closing) return undefined;
+    const nextHop = this.nextHopOf(host);
+    let m = this.movers.get(nextHop);
+    if (!m) {
+      m = new Mover(this.spool, {
+        nextHop,
+        clientId: `${this.relayId}>${nextHop}`,
+        carries: (h) => !this.isOwnHost(h) && this.nextHopOf(h) === nextHop,
+        rateLimiter: this.rateLimiter,
+        log: this.log,
+      });
+      this.movers.set(nextHop, m);
+      m.start();
+    }
+    return m;
+  }
+
+  private onConnection(socket: net.Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    socket.setNoDelay(true);
+    this.connections.add(new Connection(socket, this));
+  }
+
+  /** A client id names one ordered stream: a newer connection with it replaces an older one. */
+  claimClientId(conn: Connection): void {
+    for (const c of this.connections) if (c !== conn && c.clientId === conn.clientId) c.close();
+  }
+
+  forget(conn: Connection): void {
+    this.connections.delete(conn);
+  }
+
+  private checkHost(host: string): string {
+    return canonicalHost(host);
+  }
+
+  /**
+   * Takes one ordered op: applied at once for this relay's own host, otherwise
+   * spooled (waiting while the spool is full). A resend already held is skipped.
+   */
+  async acceptOp(op: OrderedOp, clientId: string): Promise<void> {
+    const host = this.checkHost(op.host);
+    const clean: OrderedOp = { ...op, host, path: normalizePath(op.path) } as OrderedOp;
+    if (clean.type === 'rename') clean.to = normalizePath(clean.to);
+    if (this.isOwnHost(host)) {
+      if (!this.exportRoot) throw new KangarooError('NO_EXPORT', `relay ${this.name} exports no directory (start it with --export DIR)`);
+      if (clientId && op.seq > 0) {
+        if (op.seq <= this.watermarks!.get(clientId)) return;
+      }
+      await this.exportRoot.apply(clean);
+      if (clientId && op.seq > 0) this.watermarks!.raise(clientId, op.seq);
+      return;
+    }
+    while (!this.spool.hasRoom()) {
+      if (this.closing) throw new KangarooError('CLOSED', 'relay is shutting down');
+      await once(this.spool, 'space');
+    }
+    this.spool.accept(clean, { clientId, seq: clientId ? op.seq : 0 });
+  }
+
+  /** Every op accepted so far is on stable storage (spool fsync'd, applied files fsync'd). */
+  async commit(): Promise<void> {
+    await this.spool.commit();
+    if (this.exportRoot) {
+      await this.exportRoot.commit();
+      await this.watermarks!.save();
+    }
+  }
+
+  /** Resolves once every op for the file accepted so far is fsync'd at its destination. */
+  async push(hostText: string, p: string, signal: AbortSignal): Promise<void> {
+    const host = this.checkHost(hostText);
+    const file = normalizePath(p);
+    if (this.isOwnHost(host)) {
+      if (!this.exportRoot) throw new KangarooError('NO_EXPORT', `relay ${this.name} exports no directory`);
+      await this.exportRoot.push(file);
+      await this.watermarks!.save();
+      return;
+    }
+    await this.spool.waitDelivered(host, file);
+    // The next hop has it; now it must pass it on. Transient failures wait, they do not fail the push.
+    const backoff = new Backoff();
+    for (;;) {
+      try {
+        await this.forwarder.request(this.nextHopOf(host), { type: 'push', host, path: file });
+        return;
+      } catch (err) {
+        const e = KangarooError.from(err);
+        if (!e.transient || signal.aborted || this.closing) throw e;
+        await new Promise((r) => setTimeout(r, backoff.next()));
+      }
+    }
+  }
+
+  private upstream(host: string): Upstream {
+    const nextHop = this.nextHopOf(host);
+    const ask = (req: Request) => this.forwarder.request(nextHop, req);
+    return {
+      get: async (p, offset, length) => {
+        const r = await ask({ type: 'get', host, path: p, offset, length });
+        if (r.type !== 'data') throw new KangarooError('BAD_FRAME', 'unexpected reply to get');
+        return r.data;
+      },
+      stat: async (p) => {
+        const r = await ask({ type: 'stat', host, path: p });
+        if (r.type !== 'statReply') throw new KangarooError('BAD_FRAME', 'unexpected reply to stat');
+        return r.info;
+      },
+      list: async (p) => {
+        const r = await ask({ type: 'list', host, path: p });
+        if (r.type !== 'listReply') throw new KangarooError('BAD_FRAME', 'unexpected reply to list');
+        return r.entries;
+      },
+    };
+  }
+
+  // Each of these takes its snapshot of the spool synchronously, so it sees every earlier put.
+  get(hostText: string, p: string, offset: number, length: number): Promise<Buffer> {
+    const host = this.checkHost(hostText);
+    const file = normalizePath(p);
+    if (this.isOwnHost(host)) return this.requireExport().read(file, offset, length);
+    return readThrough(this.spool, host, file, offset, length, this.upstream(host));
+  }
+
+  stat(hostText: string, p: string): Promise<FileInfo> {
+    const host = this.checkHost(hostText);
+    const file = normalizePath(p);
+    if (this.isOwnHost(host)) return this.requireExport().stat(file);
+    return statThrough(this.spool, host, file, this.upstream(host));
+  }
+
+  list(hostText: string, p: string): Promise<DirEntry[]> {
+    const host = this.checkHost(hostText);
+    const dir = normalizePath(p);
+    if (this.isOwnHost(host)) return this.requireExport().list(dir);
+    return listThrough(this.spool, host, dir, this.upstream(host));
+  }
+
+  private requireExport(): ExportRoot {
+    if (!this.exportRoot) throw new KangarooError('NO_EXPORT', `relay ${this.name} exports no directory (start it with --export DIR)`);
+    return this.exportRoot;
+  }
+
+  /** Re-queues blocked files for a host (all of them when path is empty), here and down the chain. */
+  async retry(hostText: string, p: string): Promise<number> {
+    const host = this.checkHost(hostText);
+    if (this.isOwnHost(host)) return 0;
+    const n = this.spool.retry(host, p ? normalizePath(p) : undefined);
+    this.moverFor(host)?.kick();
+    let downstream = 0;
+    try {
+      const r = await this.forwarder.request(this.nextHopOf(host), { type: 'retry', host, path: p });
+      if (r.type === 'json') downstream = Number((r.value as { requeued?: number }).requeued ?? 0);
+    } catch (err) {
+      this.log.debug(`retry could not reach ${this.nextHopOf(host)}: ${(err as Error).message}`);
+    }
+    return n + downstream;
+  }
+
+  status(): RelayStatus {
+    return buildStatus({
+      name: this.name,
+      listen: this.listenAddress,
+      exportDir: this.options.exportDir,
+      spoolDir: this.options.spoolDir,
+      startedAt: this.startedAt,
+      spool: this.spool,
+      movers: [...this.movers.values()].map((m) => m.status()),
+      routes: this.routing.entries(),
+      connections: this.connections.size,
+      bwlimit: this.options.bwlimit,
+      nextHopOf: (h) => this.nextHopOf(h),
+    });
+  }
+
+  /** Stops taking connections, stops the movers and closes the spool (which stays on disk). */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.spool.emit('space');
+    this.server.close();
+    for (const c of this.connections) c.close();
+    await Promise.all([...this.movers.values()].map((m) => m.stop()));
+    await this.forwarder.close();
+    await this.spool.commit().catch(() => undefined);
+    await this.spool.close();
+    if (this.exportRoot) {
+      await this.exportRoot.close();
+      await this.watermarks!.save().catch(() => undefined);
+    }
+  }
+}
+
+async function loadOrCreateId(file: string): Promise<string> {
+  try {
+    const id = (await fsp.readFile(file, 'utf8')).trim();
+    if (/^[0-9a-f]{16,64}$/.test(id)) return id;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const id = crypto.randomBytes(8).toString('hex');
+  await fsp.writeFile(file, id + '\n');
+  return id;
+}
