@@ -139,6 +139,7 @@ export class RelayClient {
     if (this.closedError) throw this.closedError;
     const id = this.allocId();
     const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    reply.catch(() => undefined); // if sending fails, the caller sees that error instead
     await this.send(id, msg);
     return reply;
   }
@@ -225,6 +226,7 @@ export class RelayClient {
     }
     const id = this.allocId();
     const reply = new Promise<Reply>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    reply.catch(() => undefined);
     const tracked: Promise<void> = reply.then(
       (r) => {
         if (r.type === 'bulkReply') {

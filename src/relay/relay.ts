@@ -193,8 +193,10 @@ export class Relay {
   async commit(): Promise<void> {
     await this.spool.commit();
     if (this.exportRoot) {
+      // only ops whose data is fsync'd may be recorded as applied
+      const applied = this.watermarks!.snapshot();
       await this.exportRoot.commit();
-      await this.watermarks!.save();
+      await this.watermarks!.save(applied);
     }
   }
 
@@ -205,7 +207,6 @@ export class Relay {
     if (this.isOwnHost(host)) {
       if (!this.exportRoot) throw new KangarooError('NO_EXPORT', `relay ${this.name} exports no directory`);
       await this.exportRoot.push(file);
-      await this.watermarks!.save();
       return;
     }
     await this.spool.waitDelivered(host, file);

@@ -32,17 +32,31 @@ export class Watermarks {
     }
   }
 
-  async save(): Promise<void> {
+  private saving: Promise<void> = Promise.resolve();
+
+  /** Saves atomically; concurrent callers are serialized (each sees its marks on disk). */
+  /** The marks as they are now: take this before fsyncing the data they stand for. */
+  snapshot(): Map<string, number> {
+    return new Map(this.marks);
+  }
+
+  save(snapshot: Map<string, number> = this.snapshot()): Promise<void> {
+    const next = this.saving.then(() => this.write(snapshot));
+    this.saving = next.catch(() => undefined);
+    return next;
+  }
+
+  private async write(marks: Map<string, number>): Promise<void> {
     if (!this.dirty) return;
-    this.dirty = false;
     const tmp = `${this.file}.tmp`;
     const h = await fsp.open(tmp, 'w');
     try {
-      await h.writeFile(JSON.stringify(Object.fromEntries(this.marks)));
+      await h.writeFile(JSON.stringify(Object.fromEntries(marks)));
       await h.sync();
     } finally {
       await h.close();
     }
     await fsp.rename(tmp, this.file);
+    if (marks.size === this.marks.size && [...marks].every(([k, v]) => this.marks.get(k) === v)) this.dirty = false;
   }
 }
