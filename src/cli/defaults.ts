@@ -16,3 +16,10 @@ export function defaultSpoolDir(): string {
 export function relayAddress(flag: string | undefined): string {
   return flag || process.env.KANGAROO_RELAY || DEFAULT_RELAY;
 }
+
+/** How a lone `-` (stdin or stdout) reaches the commands: yargs would drop a bare `-`. */
+export const STDIO = '<stdio>';
+
+export function protectStdioArgs(args: string[]): string[] {
+  return args.map((a) => (a === '-' ? STDIO : a));
+}

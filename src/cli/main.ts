@@ -5,10 +5,11 @@ import { register as registerDemo } from './commands/demo.js';
 import { register as registerRelay } from './commands/relay.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerTransfer } from './commands/transfer.js';
+import { protectStdioArgs } from './defaults.js';
 import { reportError } from './run.js';
 
 /** The `kangaroo` command: thin wrappers over the library, one module per group of commands. */
-const base = yargs(hideBin(process.argv))
+const base = yargs(protectStdioArgs(hideBin(process.argv)))
   .scriptName('kangaroo')
   .usage('$0 <command> [options]\n\nMove files across slow, unreliable networks through a chain of spooling relays.')
   .option('relay', {

@@ -6,6 +6,7 @@ import { formatKangarooUrl, parseKangarooUrl, RemoteFile } from '../../address.j
 import { getToStream, putFile, putStream } from '../../client/transfer.js';
 import { KangarooError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
+import { STDIO } from '../defaults.js';
 import { Progress } from '../progress.js';
 import { withClient } from '../run.js';
 
@@ -29,9 +30,9 @@ export function register(y: Argv): Argv {
         const sources = args.slice(0, -1);
         const dest = parseKangarooUrl(destText);
         const intoDir = sources.length > 1 || destText.endsWith('/');
-        if (sources.filter((s) => s === '-').length > 0 && intoDir) throw new KangarooError('BAD_ARGUMENT', 'stdin (-) needs a file name as destination');
+        if (sources.filter((s) => s === STDIO).length > 0 && intoDir) throw new KangarooError('BAD_ARGUMENT', 'stdin (-) needs a file name as destination');
         let total = 0;
-        for (const s of sources) if (s !== '-') total += (await fsp.stat(s)).size;
+        for (const s of sources) if (s !== STDIO) total += (await fsp.stat(s)).size;
         await withClient(argv.relay as string | undefined, async (client) => {
           const progress = new Progress('put', total || undefined);
           let sent = 0;
@@ -40,7 +41,7 @@ export function register(y: Argv): Argv {
             const target: RemoteFile = intoDir ? { host: dest.host, path: path.posix.join(dest.path, path.basename(s)) } : dest;
             targets.push(target);
             const onBytes = (n: number) => progress.update((sent += n));
-            if (s === '-') await putStream(client, process.stdin, target, onBytes);
+            if (s === STDIO) await putStream(client, process.stdin, target, onBytes);
             else await putFile(client, s, target, onBytes);
           }
           await client.commit();
@@ -66,7 +67,7 @@ export function register(y: Argv): Argv {
           const info = await client.stat(src.host, src.path);
           if (info.kind === 'dir') throw new KangarooError('IS_DIR', `${argv.source} is a directory`);
           const progress = new Progress('get', info.size || undefined);
-          const toStdout = argv.dest === '-';
+          const toStdout = argv.dest === STDIO;
           const sink = toStdout ? process.stdout : fs.createWriteStream(argv.dest);
           let got = 0;
           await getToStream(client, src, sink, (n) => progress.update((got += n)));

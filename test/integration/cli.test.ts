@@ -1,0 +1,93 @@
+import { execFile } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, startRelay, tempDir } from '../helpers/relay-process.js';
+
+
+/** Runs the kangaroo command as a user would, returning its output and exit status. */
+async function kangaroo(args: string[], opts: { env?: NodeJS.ProcessEnv; input?: Buffer } = {}) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const child = execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024, encoding: 'buffer' }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout: stdout.toString('latin1'), stderr: stderr.toString() });
+    });
+    if (opts.input) child.stdin!.end(opts.input);
+    else child.stdin!.end();
+  });
+}
+
+describe('the kangaroo command line', () => {
+  /** put, push, get, status and commit through a first-hop relay, as a user runs them. */
+  it('puts, pushes and gets files through a relay', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const hop = await startRelay(dir, 'hop');
+    const a = path.join(dir, 'a.bin');
+    const b = path.join(dir, 'b.txt');
+    fs.writeFileSync(a, crypto.randomBytes(3 * 1024 * 1024 + 17));
+    fs.writeFileSync(b, 'hello, far away\n');
+    const url = `kangaroo://${dest.address}/cli/`;
+    const put = await kangaroo(['put', a, b, url, '--relay', hop.address]);
+    expect(put.stderr).toContain('2 file(s)');
+    expect(put.code).toBe(0);
+    // the relay comes from KANGAROO_RELAY when --relay is not given
+    const push = await kangaroo(['push', `${url}a.bin`, `${url}b.txt`], { env: { KANGAROO_RELAY: hop.address } });
+    expect(push.code).toBe(0);
+    expect(fs.readFileSync(path.join(dest.exportDir!, 'cli/a.bin')).equals(fs.readFileSync(a))).toBe(true);
+    expect(fs.readFileSync(path.join(dest.exportDir!, 'cli/b.txt'), 'utf8')).toBe('hello, far away\n');
+    const got = path.join(dir, 'got.bin');
+    const get = await kangaroo(['get', `${url}a.bin`, got, '--relay', hop.address]);
+    expect(get.code).toBe(0);
+    expect(fs.readFileSync(got).equals(fs.readFileSync(a))).toBe(true);
+    const toStdout = await kangaroo(['get', `${url}b.txt`, '-', '--relay', hop.address]);
+    expect(toStdout.stdout).toBe('hello, far away\n');
+    const status = await kangaroo(['status', '--json', '--relay', hop.address]);
+    const s = JSON.parse(status.stdout);
+    expect(s.name).toBe(hop.address);
+    expect(s.spool.pendingOps).toBe(0);
+    const human = await kangaroo(['status', '--relay', hop.address]);
+    expect(human.stdout).toContain('nothing pending');
+    expect((await kangaroo(['commit', '--relay', hop.address])).code).toBe(0);
+  });
+
+  /** put - reads standard input; the status view lists a file still on its way. */
+  it('puts from stdin and shows undelivered files in status', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const hop = await startRelay(dir, 'hop', { bwlimit: '256KB' });
+    const data = crypto.randomBytes(1024 * 1024);
+    const url = `kangaroo://${dest.address}/stdin/data.bin`;
+    const put = await kangaroo(['put', '-', url, '--relay', hop.address], { input: data });
+    expect(put.code).toBe(0);
+    const human = await kangaroo(['status', '--relay', hop.address]);
+    expect(human.stdout).toContain('files not yet delivered');
+    expect(human.stdout).toContain(url);
+    const push = await kangaroo(['push', url, '--relay', hop.address]);
+    expect(push.code).toBe(0);
+    expect(fs.readFileSync(path.join(dest.exportDir!, 'stdin/data.bin')).equals(data)).toBe(true);
+  });
+
+  /** Mistakes get a clear message and a failing exit status. */
+  it('explains errors clearly', async () => {
+    const dir = await tempDir();
+    const unreachable = await kangaroo(['commit', '--relay', '127.0.0.1:1']);
+    expect(unreachable.code).not.toBe(0);
+    expect(unreachable.stderr).toMatch(/UNREACHABLE: cannot reach relay 127\.0\.0\.1:1/);
+    expect(unreachable.stderr).toContain('kangaroo relay');
+    const badUrl = await kangaroo(['put', __filename, 'http://x/y', '--relay', '127.0.0.1:1']);
+    expect(badUrl.stderr).toMatch(/BAD_ADDRESS/);
+    const noCommand = await kangaroo([]);
+    expect(noCommand.code).not.toBe(0);
+    expect(noCommand.stderr).toContain('Name a command');
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const escape = await kangaroo(['put', __filename, `kangaroo://${dest.address}/../../etc/x`, '--relay', dest.address]);
+    expect(escape.code).not.toBe(0);
+    expect(escape.stderr).toMatch(/PATH_ESCAPE/);
+    const missing = await kangaroo(['get', `kangaroo://${dest.address}/nope`, '-', '--relay', dest.address]);
+    expect(missing.stderr).toMatch(/NOT_FOUND/);
+    const help = await kangaroo(['relay', '--help']);
+    expect(help.stdout).toContain('--max-spool-bytes');
+    expect(help.stdout).toContain('--route');
+  });
+});
