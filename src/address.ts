@@ -48,7 +48,8 @@ export function parseHostPort(text: string, defaultPort = DEFAULT_PORT): HostPor
     }
     port = Number(portText);
   }
-  return { host, port };
+  // host names are case-insensitive: one canonical spelling keeps routing and spool keys unique
+  return { host: host.toLowerCase(), port };
 }
 
 export function formatHostPort({ host, port }: HostPort): string {

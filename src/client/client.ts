@@ -2,7 +2,7 @@ import net from 'node:net';
 import { formatHostPort, parseHostPort } from '../address.js';
 import { KangarooError } from '../errors.js';
 import { DEFAULT_MAX_FRAME, encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
-import { BulkError, DirEntry, FileInfo, OrderedOp, PROTOCOL_VERSION, Reply, Request } from '../protocol/messages.js';
+import { BulkError, DirEntry, FileInfo, NO_MODE, OrderedOp, PROTOCOL_VERSION, Reply, Request } from '../protocol/messages.js';
 
 /**
  * A connection to one relay: the four Kangaroo calls plus the metadata operations.
@@ -194,6 +194,10 @@ export class RelayClient {
 
   rmdir(host: string, path: string): Promise<void> {
     return this.op({ type: 'rmdir', seq: 0, host, path });
+  }
+
+  setattr(host: string, path: string, attrs: { mode?: number; mtimeMs?: number }): Promise<void> {
+    return this.op({ type: 'setattr', seq: 0, host, path, mode: attrs.mode ?? NO_MODE, mtimeMs: Math.max(0, Math.round(attrs.mtimeMs ?? 0)) });
   }
 
   rename(host: string, path: string, to: string): Promise<void> {

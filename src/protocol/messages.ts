@@ -37,7 +37,11 @@ export type OrderedOp =
   | (Target & { type: 'mkdir'; mode: number })
   | (Target & { type: 'unlink' })
   | (Target & { type: 'rmdir' })
-  | (Target & { type: 'rename'; to: string });
+  | (Target & { type: 'rename'; to: string })
+  /** mode NO_MODE and mtimeMs 0 mean "leave as is". */
+  | (Target & { type: 'setattr'; mode: number; mtimeMs: number });
+
+export const NO_MODE = 0xffffffff;
 
 export type Request =
   | OrderedOp
@@ -89,6 +93,7 @@ export const OPCODES: Record<MessageType, number> = {
   bulk: 13,
   status: 14,
   retry: 15,
+  setattr: 16,
   ok: 64,
   error: 65,
   data: 66,
@@ -107,7 +112,7 @@ export function messageTypeOf(opcode: number): MessageType | undefined {
   return TYPE_BY_OPCODE.get(opcode);
 }
 
-export const ORDERED_TYPES = new Set<MessageType>(['put', 'truncate', 'mkdir', 'unlink', 'rmdir', 'rename']);
+export const ORDERED_TYPES = new Set<MessageType>(['put', 'truncate', 'mkdir', 'unlink', 'rmdir', 'rename', 'setattr']);
 
 export function isOrderedOp(m: Message): m is OrderedOp {
   return ORDERED_TYPES.has(m.type);
@@ -149,6 +154,9 @@ export function encodeBody(w: Writer, m: Message): void {
       return;
     case 'rename':
       w.u64(m.seq).str(m.host).str(m.path).str(m.to);
+      return;
+    case 'setattr':
+      w.u64(m.seq).str(m.host).str(m.path).u32(m.mode).u64(m.mtimeMs);
       return;
     case 'hello':
       w.u16(m.version).str(m.clientId);
@@ -225,6 +233,8 @@ function readBody(type: MessageType, r: Reader): Message {
       return { type, seq: r.u64(), host: r.str(), path: r.str() };
     case 'rename':
       return { type, seq: r.u64(), host: r.str(), path: r.str(), to: r.str() };
+    case 'setattr':
+      return { type, seq: r.u64(), host: r.str(), path: r.str(), mode: r.u32(), mtimeMs: r.u64() };
     case 'hello':
       return { type, version: r.u16(), clientId: r.str() };
     case 'bulk': {

@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { normalizePath } from '../address.js';
 import { KangarooError } from '../errors.js';
-import { DirEntry, FileInfo, OrderedOp } from '../protocol/messages.js';
+import { DirEntry, FileInfo, NO_MODE, OrderedOp } from '../protocol/messages.js';
 
 /**
  * The destination role: applies operations to files under an export root.
@@ -35,7 +35,7 @@ export class ExportRoot {
   /** Maps a remote path to a local one inside the root, refusing any way out. */
   async resolve(remote: string): Promise<string> {
     const rel = normalizePath(remote);
-    const local = path.join(this.realRoot, rel);
+    const local = path.resolve(this.realRoot, '.' + rel);
     // Find the deepest existing ancestor (or the path itself) and check where it really is.
     let probe = local;
     for (;;) {
@@ -121,7 +121,7 @@ export class ExportRoot {
 
   private async applyUnchecked(op: OrderedOp): Promise<void> {
     const local = await this.resolve(op.path);
-    if (local === this.realRoot && op.type !== 'mkdir') {
+    if (local === this.realRoot && op.type !== 'mkdir' && op.type !== 'setattr') {
       throw new KangarooError('IS_DIR', `cannot ${op.type} the export root`);
     }
     switch (op.type) {
@@ -165,6 +165,11 @@ export class ExportRoot {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         }
+        return;
+      }
+      case 'setattr': {
+        if (op.mode !== NO_MODE) await fsp.chmod(local, op.mode & 0o7777);
+        if (op.mtimeMs > 0) await fsp.utimes(local, new Date(), new Date(op.mtimeMs));
         return;
       }
       case 'rename': {

@@ -57,11 +57,13 @@ export async function statThrough(spool: Spool, host: string, path: string, up: 
   const v = viewOf(spool, host, path);
   if (v.state === 'absent') throw new KangarooError('NOT_FOUND', `${path} does not exist`);
   if (v.state === 'unknown') {
+    // after a rename the bytes (and so the answer) live under the source's name
+    const remote = v.base?.path ?? path;
     if (hasPendingChildren(spool, host, path)) {
-      const info = await up.stat(path).catch(() => undefined);
+      const info = await up.stat(remote).catch(() => undefined);
       return info ?? { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 };
     }
-    return up.stat(path);
+    return up.stat(remote);
   }
   return viewInfo(v, await baseInfo(v, up));
 }

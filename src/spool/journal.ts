@@ -199,6 +199,7 @@ export class Journal {
         }
       } catch (err) {
         this.writeError = KangarooError.from(err, 'spool write failed');
+        for (const dropped of this.queue) this.unwrittenBytes -= dropped.bytes;
         this.queue = [];
       }
       this.unwrittenBytes -= w.bytes;

@@ -77,6 +77,8 @@ export class Spool extends EventEmitter {
   private memoryUsed = 0;
   private pendingDone: number[] = [];
   private opsBySeq = new Map<number, SpooledOp>();
+  /** Delivered ops whose OP record is still on disk: where that record and its DONE record live. */
+  private doneOnDisk = new Map<number, { opSeg: number; doneSeg: number }>();
   peakBytes = 0;
   recovery: RecoveryReport | undefined;
   private journal!: Journal;
@@ -95,7 +97,7 @@ export class Spool extends EventEmitter {
     ]);
     spool.journal = journal;
     spool.recovery = report;
-    const done = new Set<number>();
+    const done = new Map<number, number>();
     const recovered: { localSeq: number; origin: Origin; op: OrderedOp; loc: RecordLocation; dataOffset: number }[] = [];
     for (const rec of records) {
       try {
@@ -103,7 +105,7 @@ export class Spool extends EventEmitter {
           const d = decodeOpRecord(rec.payload);
           recovered.push({ ...d, loc: rec.loc });
         } else if (rec.kind === RecordKind.DONE) {
-          for (const s of decodeDone(rec.payload)) done.add(s);
+          for (const s of decodeDone(rec.payload)) done.set(s, rec.loc.segment);
         } else if (rec.kind === RecordKind.CHECKPOINT) {
           const c = decodeCheckpoint(rec.payload);
           spool.nextSeq = Math.max(spool.nextSeq, c.nextSeq);
@@ -116,11 +118,18 @@ export class Spool extends EventEmitter {
     for (const r of recovered) {
       spool.nextSeq = Math.max(spool.nextSeq, r.localSeq + 1);
       if (r.origin.clientId) spool.raiseWatermark(r.origin.clientId, r.origin.seq);
-      if (done.has(r.localSeq)) continue;
+      const doneSeg = done.get(r.localSeq);
+      if (doneSeg !== undefined) {
+        spool.doneOnDisk.set(r.localSeq, { opSeg: r.loc.segment, doneSeg });
+        continue;
+      }
       // Recovered put data stays on disk; it is read back when the mover needs it.
       const op = r.op.type === 'put' ? { ...r.op, data: Buffer.alloc(0) } : r.op;
       spool.index(r.localSeq, r.origin, op, r.loc, r.dataOffset, r.op.type === 'put' ? r.op.data.length : 0, undefined);
     }
+    // The segment Journal.open started got its checkpoint before any record was replayed (nextSeq 1,
+    // no watermarks). Start another one with the recovered state; the stale one is idle and goes.
+    journal.rotate();
     await spool.deleteIdleSegments();
     return spool;
   }
@@ -249,9 +258,11 @@ export class Spool extends EventEmitter {
       const live = (this.liveBySegment.get(sop.loc.segment) ?? 1) - 1;
       this.liveBySegment.set(sop.loc.segment, live);
       this.pendingDone.push(sop.localSeq);
+      this.doneOnDisk.set(sop.localSeq, { opSeg: sop.loc.segment, doneSeg: -1 });
     }
     if (this.pendingDone.length > 0) {
-      this.journal.append(RecordKind.DONE, encodeDone(this.pendingDone));
+      const loc = this.journal.append(RecordKind.DONE, encodeDone(this.pendingDone));
+      for (const s of this.pendingDone) this.doneOnDisk.get(s)!.doneSeg = loc.segment;
       this.pendingDone = [];
     }
     // Everything in the current segment delivered: start a fresh one so this one's space comes back.
@@ -323,9 +334,22 @@ export class Spool extends EventEmitter {
   }
 
   private async deleteIdleSegments(): Promise<void> {
-    for (const seg of this.journal.segments()) {
-      if (seg === this.journal.currentSegment) continue;
-      if ((this.liveBySegment.get(seg) ?? 0) > 0) continue;
+    const doomed = new Set(
+      this.journal.segments().filter((seg) => seg !== this.journal.currentSegment && (this.liveBySegment.get(seg) ?? 0) === 0),
+    );
+    if (doomed.size === 0) return;
+    // DONE records in doomed segments that retire ops in surviving segments must be written again first.
+    const carry: number[] = [];
+    for (const [seq, d] of this.doneOnDisk) {
+      if (doomed.has(d.opSeg)) this.doneOnDisk.delete(seq);
+      else if (doomed.has(d.doneSeg)) carry.push(seq);
+    }
+    if (carry.length > 0) {
+      const loc = this.journal.append(RecordKind.DONE, encodeDone(carry));
+      for (const s of carry) this.doneOnDisk.get(s)!.doneSeg = loc.segment;
+      await this.journal.sync();
+    }
+    for (const seg of doomed) {
       this.liveBySegment.delete(seg);
       await this.journal.deleteSegment(seg);
     }

@@ -73,7 +73,7 @@ export function viewSize(v: FileView, baseSize: number): number {
   for (const sop of v.overlays) {
     const op = sop.op;
     if (op.type === 'truncate') size = op.size;
-    else if (op.type === 'put') size = Math.max(size, op.offset + sop.dataLength);
+    else if (op.type === 'put' && sop.dataLength > 0) size = Math.max(size, op.offset + sop.dataLength);
   }
   return size;
 }
@@ -120,7 +120,7 @@ export async function applyOverlays(
       if (op.size < end) out.fill(0, Math.max(0, op.size - offset));
       size = op.size;
       exact = true;
-    } else if (op.type === 'put') {
+    } else if (op.type === 'put' && sop.dataLength > 0) {
       const opEnd = op.offset + sop.dataLength;
       size = Math.max(size, opEnd);
       if (opEnd <= offset || op.offset >= end) continue;

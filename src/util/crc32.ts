@@ -6,7 +6,7 @@ import zlib from 'node:zlib';
  */
 export const crc32: (data: Uint8Array, seed?: number) => number =
   typeof (zlib as { crc32?: unknown }).crc32 === 'function'
-    ? (data, seed = 0) => (zlib as unknown as { crc32(d: Uint8Array, s: number): number }).crc32(data, seed)
+    ? (data, seed = 0) => (data.length === 0 ? seed >>> 0 : (zlib as unknown as { crc32(d: Uint8Array, s: number): number }).crc32(data, seed))
     : tableCrc32;
 
 let TABLE: Uint32Array | undefined;

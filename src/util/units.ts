@@ -1,3 +1,5 @@
+import { KangarooError } from '../errors.js';
+
 /** Human sizes and rates on the command line and in status output. */
 
 const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024, m: 1e6, mb: 1e6, mib: 1024 ** 2, g: 1e9, gb: 1e9, gib: 1024 ** 3, t: 1e12, tb: 1e12, tib: 1024 ** 4 };
@@ -6,7 +8,7 @@ const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 1024,
 export function parseBytes(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)(?:\/s)?\s*$/.exec(text);
   const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new Error(`cannot read "${text}" as a size (examples: 10MB, 512KiB, 2G)`);
+  if (!m || unit === undefined) throw new KangarooError('BAD_ARGUMENT', `cannot read "${text}" as a size (examples: 10MB, 512KiB, 2G)`);
   return Math.round(Number(m[1]) * unit);
 }
 
