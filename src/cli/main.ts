@@ -2,6 +2,8 @@
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { register as registerDemo } from './commands/demo.js';
+import { register as registerGns } from './commands/gns.js';
+import { register as registerMount } from './commands/mount.js';
 import { register as registerRelay } from './commands/relay.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerTransfer } from './commands/transfer.js';
@@ -18,7 +20,7 @@ const base = yargs(protectStdioArgs(hideBin(process.argv)))
     describe: 'relay to talk to (default: $KANGAROO_RELAY, else 127.0.0.1:9094)',
   });
 let cli = base as unknown as Argv;
-for (const register of [registerRelay, registerTransfer, registerStatus, registerDemo]) cli = register(cli);
+for (const register of [registerRelay, registerTransfer, registerStatus, registerMount, registerGns, registerDemo]) cli = register(cli);
 
 cli
   .demandCommand(1, 'Name a command; see kangaroo --help.')

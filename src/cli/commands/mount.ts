@@ -1,0 +1,94 @@
+import { execFile } from 'node:child_process';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Argv } from 'yargs';
+import { KangarooError } from '../../errors.js';
+import { controlSocketPath, requestUnmount, serveControl } from '../../fs/control.js';
+import { createLogger, LogLevel } from '../../util/log.js';
+import { parseBytes } from '../../util/units.js';
+import { defaultSpoolDir, defaultStateDir, relayAddress } from '../defaults.js';
+import { Progress } from '../progress.js';
+
+/** mount and umount: the FUSE adaptation layer on the command line. */
+export function register(y: Argv): Argv {
+  return y
+    .command(
+      'mount <mountpoint>',
+      'Mount a directory where MOUNT/kangaroo/HOST/PATH is a remote file and name-service entries follow their mapping (runs in the foreground)',
+      (c) =>
+        c
+          .positional('mountpoint', { type: 'string', demandOption: true })
+          .option('gns', { type: 'string', describe: 'name service file (NAME MODE TARGET lines); edits apply at the next open' })
+          .option('backing', { type: 'string', describe: 'where other names under the mount are stored (default: a directory of the mount\'s own)' })
+          .option('ready-file', { type: 'string', describe: 'write this file once mounted (for scripts)' })
+          .option('cache', { type: 'string', default: '256MiB', describe: 'read cache size' })
+          .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
+          .example('$0 mount /mnt/k', 'then: cp data.bin /mnt/k/kangaroo/archive.example/run7/'),
+      async (argv) => {
+        const log = createLogger('mount', argv['log-level'] as LogLevel);
+        const state = defaultStateDir();
+        const mountpoint = path.resolve(argv.mountpoint);
+        const key = Buffer.from(mountpoint).toString('hex').slice(-24);
+        // loaded here so the other commands work where fuse-native is not installed
+        const { KangarooMount } = await import('../../fs/mount.js');
+        const mount = new KangarooMount({
+          mountpoint,
+          relay: relayAddress(argv.relay as string | undefined),
+          gnsFile: argv.gns ? path.resolve(argv.gns) : undefined,
+          backing: path.resolve(argv.backing ?? path.join(state, 'backing', key)),
+          embeddedSpool: defaultSpoolDir(),
+          cacheBytes: parseBytes(argv.cache),
+          log,
+        });
+        await mount.start();
+        const socketPath = controlSocketPath(state, mountpoint);
+        let finishing = false;
+        const finish = async (push: boolean, progress: (n: number) => void = () => undefined) => {
+          finishing = true;
+          const r = await mount.unmount(push, progress);
+          log.info(`unmounted ${mountpoint}: ${r.message}`);
+          server.close();
+          await fsp.rm(socketPath, { force: true });
+          setImmediate(() => process.exit(r.ok ? 0 : 1));
+          return r;
+        };
+        const server = await serveControl(socketPath, finish);
+        process.stdout.write(
+          `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
+            `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''})\n`,
+        );
+        if (argv['ready-file']) await fsp.writeFile(argv['ready-file'], `${mountpoint}\n`);
+        for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+          process.on(sig, () => {
+            if (!finishing) void finish(false);
+          });
+        }
+      },
+    )
+    .command(
+      'umount <mountpoint>',
+      'Commit everything written through a mount, then unmount it; with --push, wait until it reached its destinations',
+      (c) =>
+        c
+          .positional('mountpoint', { type: 'string', demandOption: true })
+          .option('push', { type: 'boolean', default: false, describe: 'wait for delivery to the destinations' }),
+      async (argv) => {
+        const mountpoint = path.resolve(argv.mountpoint);
+        const socketPath = controlSocketPath(defaultStateDir(), mountpoint);
+        const progress = new Progress(`delivering`, undefined);
+        try {
+          const r = await requestUnmount(socketPath, argv.push, (n) => progress.update(n));
+          progress.finish();
+          process.stderr.write(`kangaroo: ${r.ok ? 'unmounted' : 'unmount incomplete'} ${mountpoint}: ${r.message}\n`);
+          if (!r.ok) process.exitCode = 1;
+        } catch (err) {
+          const e = KangarooError.from(err);
+          if (e.code !== 'NOT_FOUND') throw e;
+          // no process serves it: maybe a mount left behind by a crash; detach it
+          const stale = await new Promise<boolean>((resolve) => execFile('fusermount', ['-u', '-z', mountpoint], (error) => resolve(!error)));
+          if (!stale) throw new KangarooError('NOT_FOUND', `${mountpoint} is not a kangaroo mount`);
+          process.stderr.write(`kangaroo: ${mountpoint} had no serving process (it had crashed); detached the dead mount. Anything it had not committed is lost; committed data is still in its relay's spool.\n`);
+        }
+      },
+    );
+}

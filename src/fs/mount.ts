@@ -1,0 +1,186 @@
+import Fuse from 'fuse-native';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RelayClient } from '../client/client.js';
+import { KangarooError } from '../errors.js';
+import { NameService } from '../gns/service.js';
+import { Relay } from '../relay/relay.js';
+import { RelayStatus } from '../relay/status.js';
+import { Logger } from '../util/log.js';
+import { formatBytes } from '../util/units.js';
+import { BlockCache } from './block-cache.js';
+import { Operations } from './operations.js';
+import { RelayLink } from './relay-link.js';
+import { RemoteFiles } from './remote.js';
+import { Resolver } from './resolve.js';
+
+export interface MountOptions {
+  mountpoint: string;
+  relay: string;
+  gnsFile?: string;
+  backing: string;
+  /** Spool of the embedded relay, used when no relay answers at `relay`. */
+  embeddedSpool: string;
+  cacheBytes?: number;
+  log: Logger;
+}
+
+export interface UnmountResult {
+  ok: boolean;
+  message: string;
+}
+
+/**
+ * One mounted directory: the FUSE session, its operations, its relay link and,
+ * when no relay was running, the relay embedded in this process.
+ *
+ * Unmounting commits every write first; with push it also waits for delivery.
+ * An embedded relay never takes undelivered data down with it: without push, a
+ * background relay is started on the same spool to finish the job, and the
+ * message says so.
+ */
+export class KangarooMount {
+  private fuse!: Fuse;
+  private ops!: Operations;
+  private link!: RelayLink;
+  private remote!: RemoteFiles;
+  embedded: Relay | undefined;
+  relayAddress = '';
+  private unmounting: Promise<UnmountResult> | undefined;
+
+  constructor(readonly options: MountOptions) {}
+
+  get mountpoint(): string {
+    return path.resolve(this.options.mountpoint);
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    this.relayAddress = o.relay;
+    try {
+      const probe = await RelayClient.connect(o.relay, { connectTimeoutMs: 2000 });
+      await probe.close();
+    } catch (err) {
+      const e = KangarooError.from(err);
+      if (!e.transient) throw e;
+      this.embedded = await startEmbedded(o.relay, o.embeddedSpool, o.log);
+      this.relayAddress = this.embedded.address;
+      o.log.info(`no relay at ${o.relay} (${e.code}); started an embedded relay on ${this.relayAddress}, spool ${o.embeddedSpool}`);
+    }
+    await fsp.mkdir(o.backing, { recursive: true });
+    const gns = new NameService(o.gnsFile, o.log);
+    this.link = new RelayLink(this.relayAddress, o.log);
+    this.remote = new RemoteFiles(this.link, new BlockCache(o.cacheBytes));
+    this.ops = new Operations({ resolver: new Resolver(o.backing, gns), remote: this.remote, gns, backing: o.backing, log: o.log });
+    await fsp.mkdir(this.mountpoint, { recursive: true });
+    this.fuse = new Fuse(this.mountpoint, this.ops.ops(), {
+      // A push or a blocked pipe read may take minutes: no operation may time out.
+      timeout: false,
+      force: true,
+      mkdir: true,
+      // fuse-native joins its options into one -o list; this is how big writes get through.
+      fsname: 'kangaroo,big_writes,max_write=131072,max_read=131072',
+      autoCache: true,
+    });
+    await new Promise<void>((resolve, reject) => this.fuse.mount((err) => (err ? reject(KangarooError.from(err, `cannot mount ${this.mountpoint}`)) : resolve())));
+  }
+
+  /** Commits (and with push, delivers) everything, then unmounts. Safe to call more than once. */
+  unmount(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
+    this.unmounting ??= this.doUnmount(push, onProgress);
+    return this.unmounting;
+  }
+
+  private async doUnmount(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
+    const log = this.options.log;
+    let problem: string | undefined;
+    await new Promise<void>((resolve) =>
+      this.fuse.unmount((err) => {
+        if (err) log.warn(`unmount of ${this.mountpoint}: ${err.message}`);
+        resolve();
+      }),
+    );
+    await this.ops.closeLocalHandles();
+    try {
+      await this.ops.commitAll();
+    } catch (err) {
+      const e = KangarooError.from(err);
+      problem = `commit failed: ${e.code}: ${e.message}`;
+    }
+    let pending = await this.pendingOnRelay();
+    if (push && !problem) {
+      try {
+        const client = await this.link.get();
+        const timer = setInterval(() => void this.pendingOnRelay().then((p) => onProgress?.(p.bytes)), 500);
+        try {
+          for (const f of pending.files) await client.push(f.host, f.path);
+        } finally {
+          clearInterval(timer);
+        }
+        pending = await this.pendingOnRelay();
+      } catch (err) {
+        const e = KangarooError.from(err);
+        problem = `push failed: ${e.code}: ${e.message}`;
+      }
+    }
+    await this.link.close();
+    let message: string;
+    if (problem) {
+      message = `${problem}; ${pending.files.length} file(s), ${formatBytes(pending.bytes)} still spooled at ${this.relayAddress}`;
+    } else if (pending.files.length === 0) {
+      message = push ? 'everything written is delivered to its destination' : 'everything written is committed and delivered';
+    } else if (push) {
+      message = `${pending.files.length} file(s) still pending`;
+      problem = message;
+    } else {
+      message = `everything written is committed; ${pending.files.length} file(s), ${formatBytes(pending.bytes)} still on the way`;
+    }
+    if (this.embedded) {
+      const addr = this.embedded.address;
+      await this.embedded.close();
+      if (pending.files.length > 0) {
+        const pid = startBackgroundRelay(addr, this.options.embeddedSpool);
+        message += `; a background relay (pid ${pid}) on ${addr} is delivering it (see kangaroo status --relay ${addr})`;
+      }
+    } else if (pending.files.length > 0) {
+      message += ` (relay ${this.relayAddress} delivers it; kangaroo status shows progress)`;
+    }
+    return { ok: !problem, message };
+  }
+
+  private async pendingOnRelay(): Promise<{ bytes: number; files: { host: string; path: string }[] }> {
+    try {
+      const client = await this.link.get();
+      const s = (await client.status()) as RelayStatus;
+      return { bytes: s.files.reduce((n, f) => n + f.pendingBytes, 0), files: s.files.map((f) => ({ host: f.host, path: f.path })) };
+    } catch {
+      return { bytes: 0, files: [] };
+    }
+  }
+}
+
+async function startEmbedded(address: string, spoolDir: string, log: Logger): Promise<Relay> {
+  try {
+    return await Relay.start({ listen: address, spoolDir, log });
+  } catch {
+    // the address is taken by something that is not a relay: any free port will do
+    return Relay.start({ listen: '127.0.0.1:0', spoolDir, log });
+  }
+}
+
+/** A detached `kangaroo relay` that outlives this process and drains the embedded relay's spool. */
+function startBackgroundRelay(address: string, spoolDir: string): number {
+  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
+  const logFile = path.join(spoolDir, 'background-relay.log');
+  const out = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, [cli, 'relay', '--listen', address, '--spool', spoolDir], {
+    detached: true,
+    stdio: ['ignore', out, out],
+  });
+  child.unref();
+  fs.closeSync(out);
+  return child.pid ?? 0;
+}

@@ -1,0 +1,300 @@
+import type { Ops, Stat } from 'fuse-native';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { KangarooError } from '../errors.js';
+import { NameService } from '../gns/service.js';
+import { Logger } from '../util/log.js';
+import { errno, toErrno } from './errno.js';
+import { RemoteFiles, RemoteHandle } from './remote.js';
+import { REMOTE_DIR, Resolver, Target } from './resolve.js';
+import { dirStat, infoStat, localStat, processIds } from './stat.js';
+
+/**
+ * The FUSE operations: per-handle state (the mapping chosen at open, the local
+ * file or the remote write buffer) and the translation of each POSIX call.
+ * Everything here is asynchronous: the handlers share the one JavaScript thread
+ * with the relay client (and an embedded relay), so a synchronous call would
+ * stall every other file.
+ */
+
+type Handle =
+  | { kind: 'remote'; h: RemoteHandle; target: Target }
+  | { kind: 'local'; fh: fsp.FileHandle; path: string }
+  | { kind: 'dir' };
+
+export interface OperationsContext {
+  resolver: Resolver;
+  remote: RemoteFiles;
+  gns: NameService;
+  backing: string;
+  log: Logger;
+}
+
+export class Operations {
+  private handles = new Map<number, Handle>();
+  private nextFd = 10;
+
+  constructor(private readonly ctx: OperationsContext) {}
+
+  /** Every open remote handle: unmount commits them. */
+  openRemoteCount(): number {
+    let n = 0;
+    for (const h of this.handles.values()) if (h.kind === 'remote') n++;
+    return n;
+  }
+
+  private add(h: Handle): number {
+    const fd = this.nextFd++;
+    if (this.nextFd > 0x7ffffff0) this.nextFd = 10;
+    this.handles.set(fd, h);
+    return fd;
+  }
+
+  /** Runs an async handler and answers FUSE with 0/result or a negative errno, logging unexpected failures. */
+  private run<T>(what: string, work: () => Promise<T>, done: (err: number, value?: T) => void): void {
+    work().then(
+      (v) => done(0, v),
+      (err) => {
+        const code = toErrno(err);
+        const e = KangarooError.from(err);
+        if (e.code !== 'NOT_FOUND' && e.code !== 'EXISTS') this.ctx.log.warn(`${what}: ${e.code}: ${e.message}`);
+        done(code);
+      },
+    );
+  }
+
+  private async stat(t: Target): Promise<Stat> {
+    switch (t.kind) {
+      case 'root':
+      case 'hosts':
+        return dirStat();
+      case 'remote':
+        if (t.isHostRoot) return dirStat();
+        return infoStat(await this.ctx.remote.stat(t.file));
+      case 'local':
+        return localStat(await fsp.stat(t.path));
+      case 'buffer':
+        throw new KangarooError('UNKNOWN_OP', `pipe mode (buffer://${t.host}/${t.name}) is not available in this version`);
+    }
+  }
+
+  private notSupported(what: string): KangarooError {
+    return new KangarooError('UNKNOWN_OP', `${what} is not supported here`);
+  }
+
+  ops(): Ops {
+    const r = this.ctx.resolver;
+    return {
+      init: (cb) => cb(0),
+      statfs: (_p, cb) =>
+        this.run('statfs', async () => {
+          const s = await fsp.statfs(this.ctx.backing);
+          return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
+        }, cb),
+      getattr: (p, cb) => this.run(`getattr ${p}`, async () => this.stat(await r.resolve(p)), cb),
+      fgetattr: (p, fd, cb) =>
+        this.run(`fgetattr ${p}`, async () => {
+          const h = this.handles.get(fd);
+          if (h?.kind === 'local') return localStat(await h.fh.stat());
+          return this.stat(await r.resolve(p));
+        }, cb),
+      access: (p, _mode, cb) => this.run(`access ${p}`, async () => void (await this.stat(await r.resolve(p))), (e) => cb(e)),
+      readdir: (p, cb) =>
+        this.run(`readdir ${p}`, async () => this.readdir(await r.resolve(p), p), (err, v) => cb(err, v ?? [])),
+      open: (p, flags, cb) => this.run(`open ${p}`, async () => this.openTarget(await r.resolve(p), flags, false), cb),
+      create: (p, mode, cb) => this.run(`create ${p}`, async () => this.openTarget(await r.resolve(p), fs.constants.O_RDWR | fs.constants.O_CREAT, true, mode), cb),
+      read: (p, fd, buf, len, pos, cb) =>
+        this.run(`read ${p}`, async () => {
+          const h = this.handles.get(fd);
+          if (!h) throw new KangarooError('BAD_ARGUMENT', 'unknown handle');
+          if (h.kind === 'local') return (await h.fh.read(buf, 0, len, pos)).bytesRead;
+          if (h.kind === 'remote') return this.ctx.remote.read(h.h.file, buf, len, pos);
+          throw new KangarooError('IS_DIR', 'is a directory');
+        }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
+      write: (p, fd, buf, len, pos, cb) =>
+        this.run(`write ${p}`, async () => {
+          const h = this.handles.get(fd);
+          if (!h) throw new KangarooError('BAD_ARGUMENT', 'unknown handle');
+          if (h.kind === 'local') return (await h.fh.write(buf, 0, len, pos)).bytesWritten;
+          if (h.kind === 'remote') {
+            await h.h.write(buf.subarray(0, len), pos);
+            return len;
+          }
+          throw new KangarooError('IS_DIR', 'is a directory');
+        }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
+      flush: (p, fd, cb) =>
+        this.run(`close ${p}`, async () => {
+          const h = this.handles.get(fd);
+          if (h?.kind === 'remote') await h.h.commit();
+        }, (e) => cb(e)),
+      fsync: (p, _datasync, fd, cb) =>
+        this.run(`fsync ${p}`, async () => {
+          const h = this.handles.get(fd);
+          if (h?.kind === 'remote') await h.h.push();
+          else if (h?.kind === 'local') await h.fh.sync();
+        }, (e) => cb(e)),
+      release: (p, fd, cb) =>
+        this.run(`release ${p}`, async () => {
+          const h = this.handles.get(fd);
+          this.handles.delete(fd);
+          if (h?.kind === 'local') await h.fh.close();
+          if (h?.kind === 'remote') {
+            try {
+              await h.h.commit();
+            } finally {
+              this.ctx.remote.release(h.h);
+            }
+          }
+        }, (e) => cb(e)),
+      truncate: (p, size, cb) =>
+        this.run(`truncate ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.truncate(t.path, size);
+          if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.truncate(t.file, size);
+          throw this.notSupported('truncate');
+        }, (e) => cb(e)),
+      ftruncate: (p, fd, size, cb) =>
+        this.run(`ftruncate ${p}`, async () => {
+          const h = this.handles.get(fd);
+          if (h?.kind === 'local') return h.fh.truncate(size);
+          if (h?.kind === 'remote') {
+            await h.h.sendBuffered();
+            h.h.dirty = true;
+            return this.ctx.remote.truncate(h.h.file, size);
+          }
+          throw this.notSupported('truncate');
+        }, (e) => cb(e)),
+      mkdir: (p, mode, cb) =>
+        this.run(`mkdir ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.mkdir(t.path, { mode });
+          if (t.kind === 'remote' && !t.isHostRoot) {
+            const exists = await this.ctx.remote.stat(t.file).then(() => true, () => false);
+            if (exists) throw new KangarooError('EXISTS', `${p} exists`);
+            return this.ctx.remote.mkdir(t.file, mode);
+          }
+          throw new KangarooError('PERMISSION', `cannot create ${p}: hosts appear under /${REMOTE_DIR} by name`);
+        }, (e) => cb(e)),
+      rmdir: (p, cb) =>
+        this.run(`rmdir ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.rmdir(t.path);
+          if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.rmdir(t.file);
+          throw new KangarooError('PERMISSION', `cannot remove ${p}`);
+        }, (e) => cb(e)),
+      unlink: (p, cb) =>
+        this.run(`unlink ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.unlink(t.path);
+          if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.unlink(t.file);
+          throw new KangarooError('PERMISSION', `cannot remove ${p}`);
+        }, (e) => cb(e)),
+      rename: (from, to, cb) =>
+        this.run(`rename ${from}`, async () => {
+          const a = await r.resolve(from);
+          const b = await r.resolve(to);
+          if (a.kind === 'local' && b.kind === 'local') return fsp.rename(a.path, b.path);
+          if (a.kind === 'remote' && b.kind === 'remote' && a.file.host === b.file.host && !a.isHostRoot && !b.isHostRoot) {
+            return this.ctx.remote.rename(a.file, b.file);
+          }
+          // across hosts or between local and remote: programs such as mv then copy and delete
+          throw Object.assign(new Error('rename across file systems'), { code: 'EXDEV' });
+        }, (e) => cb(e)),
+      utimens: (p, _atime, mtime, cb) =>
+        this.run(`utimens ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.utimes(t.path, _atime, mtime);
+          if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.setattr(t.file, { mtimeMs: mtime.getTime() });
+          if (t.kind === 'root' || t.kind === 'hosts' || (t.kind === 'remote' && t.isHostRoot)) return;
+          throw this.notSupported('utimens');
+        }, (e) => cb(e)),
+      chmod: (p, mode, cb) =>
+        this.run(`chmod ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.chmod(t.path, mode);
+          if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.setattr(t.file, { mode: mode & 0o7777 });
+          throw this.notSupported('chmod');
+        }, (e) => cb(e)),
+      chown: (p, uid, gid, cb) =>
+        this.run(`chown ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.chown(t.path, uid, gid);
+          // remote files belong to whoever runs the mount; asking for exactly that is not a change
+          const same = (uid === processIds.uid || uid === -1 || uid === 0xffffffff) && (gid === processIds.gid || gid === -1 || gid === 0xffffffff);
+          if (!same) throw new KangarooError('PERMISSION', 'remote files cannot change owner');
+        }, (e) => cb(e)),
+      symlink: (src, dest, cb) =>
+        this.run(`symlink ${dest}`, async () => {
+          const t = await r.resolve(dest);
+          if (t.kind === 'local') return fsp.symlink(src, t.path);
+          throw Object.assign(new Error('symbolic links are not supported on remote files'), { code: 'EPERM' });
+        }, (e) => cb(e)),
+      readlink: (p, cb) =>
+        this.run(`readlink ${p}`, async () => {
+          const t = await r.resolve(p);
+          if (t.kind === 'local') return fsp.readlink(t.path);
+          throw Object.assign(new Error('not a symbolic link'), { code: 'EINVAL' });
+        }, cb),
+      link: (_src, _dest, cb) => cb(errno('EPERM')),
+      mknod: (_p, _mode, _dev, cb) => cb(errno('EPERM')),
+    };
+  }
+
+  private async readdir(t: Target, p: string): Promise<string[]> {
+    const extra = (await this.ctx.gns.namesIn(p)).map((e) => path.posix.basename(e.name));
+    switch (t.kind) {
+      case 'root': {
+        const names = await fsp.readdir(this.ctx.backing).catch(() => [] as string[]);
+        return [...new Set([REMOTE_DIR, ...names.filter((n) => n !== REMOTE_DIR), ...extra])];
+      }
+      case 'hosts':
+        return [];
+      case 'remote':
+        return (await this.ctx.remote.list(t.file)).map((e) => e.name);
+      case 'local': {
+        const names = await fsp.readdir(t.path);
+        return [...new Set([...names, ...extra])];
+      }
+      case 'buffer':
+        throw new KangarooError('NOT_DIR', `${p} is a buffer`);
+    }
+  }
+
+  private async openTarget(t: Target, flags: number, create: boolean, mode = 0o644): Promise<number> {
+    switch (t.kind) {
+      case 'root':
+      case 'hosts':
+        return this.add({ kind: 'dir' });
+      case 'local': {
+        if (create && !t.mapped) await fsp.mkdir(path.dirname(t.path), { recursive: true });
+        const fh = await fsp.open(t.path, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : flags & ~fs.constants.O_CREAT, mode);
+        return this.add({ kind: 'local', fh, path: t.path });
+      }
+      case 'remote': {
+        if (t.isHostRoot) return this.add({ kind: 'dir' });
+        const h = this.ctx.remote.handle(t.file);
+        if (create) {
+          // creating is truncating to zero: the destination makes the file (and its parents)
+          await this.ctx.remote.truncate(t.file, 0);
+          if (mode & 0o7777 && (mode & 0o7777) !== 0o644) await this.ctx.remote.setattr(t.file, { mode: mode & 0o7777 });
+          h.dirty = true;
+        }
+        return this.add({ kind: 'remote', h, target: t });
+      }
+      case 'buffer':
+        throw new KangarooError('UNKNOWN_OP', `pipe mode (buffer://${t.host}/${t.name}) is not available in this version`);
+    }
+  }
+
+  /** Sends and commits every open remote handle's writes (unmount and signals). */
+  async commitAll(): Promise<void> {
+    await this.ctx.remote.commitAll();
+  }
+
+  closeLocalHandles(): Promise<void[]> {
+    const closing: Promise<void>[] = [];
+    for (const h of this.handles.values()) if (h.kind === 'local') closing.push(h.fh.close().catch(() => undefined));
+    return Promise.all(closing);
+  }
+}

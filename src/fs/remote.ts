@@ -1,0 +1,209 @@
+import { formatKangarooUrl, RemoteFile } from '../address.js';
+import { KangarooError } from '../errors.js';
+import { DirEntry, FileInfo } from '../protocol/messages.js';
+import { BlockCache } from './block-cache.js';
+import { RelayLink } from './relay-link.js';
+
+/**
+ * Remote files under the mount, mapped onto the Kangaroo calls:
+ * write → put (small writes coalesced into large puts, bounded per handle),
+ * read → get through the block cache, fsync → push, close → commit.
+ *
+ * Coalesced writes not yet sent are flushed before anything that must see
+ * them (a read, a stat, a truncate or rename of the same file), so a program
+ * always reads its own writes.
+ */
+
+const MAX_COALESCE = 1024 * 1024;
+
+export class RemoteHandle {
+  private chunks: Buffer[] = [];
+  private start = 0;
+  private length = 0;
+  /** Written since the last commit: close must commit. */
+  dirty = false;
+
+  constructor(
+    readonly file: RemoteFile,
+    readonly key: string,
+    private readonly files: RemoteFiles,
+  ) {}
+
+  get buffered(): number {
+    return this.length;
+  }
+
+  get bufferedEnd(): number {
+    return this.start + this.length;
+  }
+
+  async write(data: Buffer, pos: number): Promise<void> {
+    if (this.length > 0 && pos !== this.start + this.length) await this.sendBuffered();
+    if (this.length === 0) this.start = pos;
+    // fuse-native reuses its buffer: keep a copy
+    this.chunks.push(Buffer.from(data));
+    this.length += data.length;
+    this.dirty = true;
+    this.files.cache.invalidate(this.key);
+    if (this.length >= MAX_COALESCE) await this.sendBuffered();
+  }
+
+  /** Hands buffered writes to the relay as one put (waiting only for socket room). */
+  async sendBuffered(): Promise<void> {
+    if (this.length === 0) return;
+    const data = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    const at = this.start;
+    this.chunks = [];
+    this.length = 0;
+    const client = await this.files.link.get();
+    await client.put(this.file.host, this.file.path, at, data);
+  }
+
+  /** close(2): everything written through this handle is safely spooled. */
+  async commit(): Promise<void> {
+    await this.sendBuffered();
+    if (!this.dirty) return;
+    this.dirty = false;
+    await this.files.link.commit();
+  }
+
+  /** fsync(2): everything written so far has reached the destination. */
+  async push(): Promise<void> {
+    await this.sendBuffered();
+    const client = await this.files.link.get();
+    await client.push(this.file.host, this.file.path);
+    this.dirty = false;
+  }
+}
+
+export class RemoteFiles {
+  private open = new Map<string, Set<RemoteHandle>>();
+  private fetching = new Map<string, Promise<Buffer>>();
+
+  constructor(
+    readonly link: RelayLink,
+    readonly cache: BlockCache,
+  ) {}
+
+  static key(f: RemoteFile): string {
+    return formatKangarooUrl(f);
+  }
+
+  handle(file: RemoteFile): RemoteHandle {
+    const key = RemoteFiles.key(file);
+    const h = new RemoteHandle(file, key, this);
+    let set = this.open.get(key);
+    if (!set) this.open.set(key, (set = new Set()));
+    set.add(h);
+    return h;
+  }
+
+  release(h: RemoteHandle): void {
+    const set = this.open.get(h.key);
+    set?.delete(h);
+    if (set?.size === 0) this.open.delete(h.key);
+  }
+
+  /** Sends every handle's buffered writes to this file, so the relay's answer includes them. */
+  async settle(file: RemoteFile): Promise<void> {
+    const set = this.open.get(RemoteFiles.key(file));
+    if (set) for (const h of set) await h.sendBuffered();
+  }
+
+  /** Size as far as this mount knows: the relay's view, extended by writes still buffered here. */
+  async stat(file: RemoteFile): Promise<FileInfo> {
+    await this.settle(file);
+    const client = await this.link.get();
+    return client.stat(file.host, file.path);
+  }
+
+  async list(dir: RemoteFile): Promise<DirEntry[]> {
+    const client = await this.link.get();
+    return client.list(dir.host, dir.path);
+  }
+
+  async read(file: RemoteFile, buf: Buffer, len: number, pos: number): Promise<number> {
+    await this.settle(file);
+    const key = RemoteFiles.key(file);
+    const bs = this.cache.blockSize;
+    let done = 0;
+    while (done < len) {
+      const at = pos + done;
+      const block = Math.floor(at / bs);
+      const data = await this.block(file, key, block);
+      const within = at - block * bs;
+      if (within >= data.length) break;
+      const n = Math.min(len - done, data.length - within);
+      data.copy(buf, done, within, within + n);
+      done += n;
+      if (data.length < bs) break; // end of file
+    }
+    return done;
+  }
+
+  private block(file: RemoteFile, key: string, block: number): Promise<Buffer> {
+    const cached = this.cache.get(key, block);
+    if (cached) return Promise.resolve(cached);
+    const fkey = `${key}\0${block}`;
+    let p = this.fetching.get(fkey);
+    if (!p) {
+      p = (async () => {
+        const client = await this.link.get();
+        const data = await client.get(file.host, file.path, block * this.cache.blockSize, this.cache.blockSize);
+        this.cache.set(key, block, data);
+        return data;
+      })();
+      this.fetching.set(fkey, p);
+      void p.finally(() => this.fetching.delete(fkey)).catch(() => undefined);
+    }
+    return p;
+  }
+
+  private async ordered(files: RemoteFile[], op: (c: Awaited<ReturnType<RelayLink['get']>>) => Promise<void>): Promise<void> {
+    for (const f of files) {
+      await this.settle(f);
+      this.cache.invalidate(RemoteFiles.key(f));
+    }
+    const client = await this.link.get();
+    await op(client);
+    // metadata operations answer the program now: wait for the relay to accept them
+    await client.flush();
+  }
+
+  truncate(file: RemoteFile, size: number): Promise<void> {
+    return this.ordered([file], (c) => c.truncate(file.host, file.path, size));
+  }
+
+  mkdir(dir: RemoteFile, mode: number): Promise<void> {
+    return this.ordered([dir], (c) => c.mkdir(dir.host, dir.path, mode));
+  }
+
+  async unlink(file: RemoteFile): Promise<void> {
+    const info = await this.stat(file);
+    if (info.kind === 'dir') throw new KangarooError('IS_DIR', `${file.path} is a directory`);
+    await this.ordered([file], (c) => c.unlink(file.host, file.path));
+  }
+
+  async rmdir(dir: RemoteFile): Promise<void> {
+    const info = await this.stat(dir);
+    if (info.kind !== 'dir') throw new KangarooError('NOT_DIR', `${dir.path} is not a directory`);
+    if ((await this.list(dir)).length > 0) throw new KangarooError('NOT_EMPTY', `${dir.path} is not empty`);
+    await this.ordered([dir], (c) => c.rmdir(dir.host, dir.path));
+  }
+
+  async rename(from: RemoteFile, to: RemoteFile): Promise<void> {
+    if (from.host !== to.host) throw new KangarooError('BAD_ARGUMENT', 'rename across hosts');
+    await this.stat(from);
+    await this.ordered([from, to], (c) => c.rename(from.host, from.path, to.path));
+  }
+
+  setattr(file: RemoteFile, attrs: { mode?: number; mtimeMs?: number }): Promise<void> {
+    return this.ordered([file], (c) => c.setattr(file.host, file.path, attrs));
+  }
+
+  /** Every handle's buffered writes sent and committed: what unmount needs. */
+  async commitAll(): Promise<void> {
+    for (const set of this.open.values()) for (const h of set) await h.sendBuffered();
+    await this.link.commit();
+  }
+}
