@@ -23,6 +23,8 @@ export interface ClientOptions {
   maxBatchBytes?: number;
   connectTimeoutMs?: number;
   maxFrame?: number;
+  /** Bytes queued on the socket before a sender waits (flow control threshold). */
+  maxBufferedBytes?: number;
 }
 
 interface Pending {
@@ -60,6 +62,7 @@ export class RelayClient {
       }
     });
     socket.on('drain', () => this.drainWaiters.splice(0).forEach((w) => w()));
+    // 'drain' fires only after a write returned false; waiters queued above the threshold get it
     socket.on('error', (err) => this.fail(KangarooError.from(err, `relay ${address}`)));
     socket.on('close', () => this.fail(new KangarooError('CONNECTION_LOST', `connection to relay ${address} closed`)));
   }
@@ -72,6 +75,7 @@ export class RelayClient {
       maxBatchBytes: 1024 * 1024,
       connectTimeoutMs: 10_000,
       maxFrame: DEFAULT_MAX_FRAME,
+      maxBufferedBytes: 4 * 1024 * 1024,
       ...options,
     };
     const name = formatHostPort(hp);
@@ -130,7 +134,9 @@ export class RelayClient {
     this.socket.cork();
     for (const c of chunks) ok = this.socket.write(c);
     this.socket.uncork();
-    if (!ok) await new Promise<void>((r) => this.drainWaiters.push(r));
+    // Wait only once several frames are queued: a writer keeps the socket busy while the
+    // relay reads, yet a relay that stops reading (full spool) still stops the writer.
+    if (!ok && this.socket.writableLength > this.options.maxBufferedBytes) await new Promise<void>((r) => this.drainWaiters.push(r));
     if (this.closedError) throw this.closedError;
   }
 

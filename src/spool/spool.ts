@@ -40,6 +40,8 @@ export interface SpooledOp {
   data: Buffer | undefined;
   file: FileState;
   inflight: boolean;
+  /** When this relay took the op (the file's modification time as the spool sees it). */
+  acceptedAt: number;
 }
 
 export interface BlockedReason {
@@ -188,7 +190,7 @@ export class Spool extends EventEmitter {
     data: Buffer | undefined,
   ): SpooledOp {
     const file = this.fileState(op.host, op.path, true)!;
-    const sop: SpooledOp = { localSeq, op, origin, loc, dataOffset, dataLength, data, file, inflight: false };
+    const sop: SpooledOp = { localSeq, op, origin, loc, dataOffset, dataLength, data, file, inflight: false, acceptedAt: Date.now() };
     file.ops.set(localSeq, sop);
     file.pendingBytes += dataLength;
     if (op.type === 'rename') this.fileState(op.host, op.to, true)!.ops.set(localSeq, sop);

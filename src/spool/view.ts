@@ -81,7 +81,9 @@ export function viewSize(v: FileView, baseSize: number): number {
 export function viewInfo(v: FileView, base: FileInfo | undefined): FileInfo {
   if (v.state === 'dir') return { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 };
   const size = viewSize(v, base?.kind === 'file' ? base.size : 0);
-  const mtimeMs = v.overlays.length > 0 ? Date.now() : (base?.mtimeMs ?? Date.now());
+  // the newest spooled change is the modification time: stable while nothing changes, so caches hold
+  const last = v.overlays[v.overlays.length - 1];
+  const mtimeMs = last ? last.acceptedAt : (base?.mtimeMs ?? Date.now());
   return { kind: 'file', size, mtimeMs, mode: base?.mode ?? 0o644 };
 }
 
