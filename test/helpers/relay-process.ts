@@ -36,7 +36,7 @@ export interface RelaySpec {
 }
 
 /** A temporary directory removed when the test finishes. */
-export async function tempDir(prefix = 'kangaroo-test-'): Promise<string> {
+export async function tempDir(prefix = `kangaroo-test-${process.env.KANGAROO_TEST_RUN ?? 'x'}-`): Promise<string> {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), prefix));
   onTestFinished(async () => {
     await fsp.rm(dir, { recursive: true, force: true });
