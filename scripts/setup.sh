@@ -26,6 +26,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+say "building native parts (native/)"
+node scripts/build-native.cjs
 say "building"
 npm run --silent build
 chmod +x dist/cli/main.js

@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+/*
+ * Builds what Node cannot do itself, from native/, on this machine:
+ *
+ * 1. fuse-native with per-file direct I/O. fuse-native 2.2.6 passes only the handle
+ *    number back from open/create, so a file system cannot ask for direct I/O on one
+ *    open file. Pipe-mode (grid buffer) handles need it: through the page cache the
+ *    kernel stops a reader at the size getattr reported. native/fuse-native-direct-io.cjs
+ *    describes the change: a handle number with bit 30 set asks for direct_io. The
+ *    binding is rebuilt from its own source with node-gyp (npm's bundled copy).
+ *    Without a compiler the prebuilt binding stays, and the mount falls back to
+ *    direct I/O on the whole mount when the name service uses buffers (it says so).
+ *
+ * Never fails the install: it reports what it could not build and why.
+ */
+'use strict';
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const say = (m) => process.stderr.write(`build-native: ${m}\n`);
+
+function nodeGyp() {
+  const candidates = [];
+  try {
+    const npmCli = fs.realpathSync(execFileSync('bash', ['-c', 'command -v npm']).toString().trim());
+    candidates.push(path.join(path.dirname(npmCli), '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  } catch {}
+  candidates.push('/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js');
+  candidates.push(path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
+  return candidates.find((c) => fs.existsSync(c));
+}
+
+function nodeHeaders() {
+  for (const d of [path.join(path.dirname(process.execPath), '..'), '/usr', '/usr/local']) {
+    if (fs.existsSync(path.join(d, 'include', 'node', 'node_api.h'))) return d;
+  }
+  return undefined;
+}
+
+function buildFuseNative() {
+  let dir;
+  try {
+    dir = path.dirname(require.resolve('fuse-native/package.json', { paths: [root] }));
+  } catch {
+    say('fuse-native is not installed; the mount will not be available');
+    return;
+  }
+  const { patchSource, MARKER } = require(path.join(root, 'native', 'fuse-native-direct-io.cjs'));
+  const src = path.join(dir, 'fuse-native.c');
+  const built = path.join(dir, 'build', 'Release', 'fuse.node');
+  const stamp = path.join(dir, 'build', 'Release', 'kangaroo-direct-io');
+  const text = fs.readFileSync(src, 'utf8');
+  if (fs.existsSync(stamp) && fs.existsSync(built) && text.includes(MARKER)) {
+    say('fuse-native with per-file direct I/O is already built');
+    return;
+  }
+  fs.writeFileSync(src, patchSource(text));
+  const gyp = nodeGyp();
+  const headers = nodeHeaders();
+  if (!gyp) return say('node-gyp not found: keeping the prebuilt fuse-native (pipe mode uses mount-wide direct I/O)');
+  try {
+    const args = [gyp, 'rebuild', ...(headers ? [`--nodedir=${headers}`] : [])];
+    execFileSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+    fs.writeFileSync(stamp, 'fuse-native rebuilt with per-file direct I/O\n');
+    say('built fuse-native with per-file direct I/O');
+  } catch (err) {
+    fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true });
+    say(`could not build fuse-native (${String(err.stderr || err.message).trim().split('\n').pop()}); keeping the prebuilt binding (pipe mode uses mount-wide direct I/O)`);
+  }
+}
+
+buildFuseNative();
