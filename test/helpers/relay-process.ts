@@ -80,7 +80,9 @@ export async function startRelay(dir: string, name: string, spec: RelaySpec = {}
     child.stderr!.on('data', (d) => (output += d));
     proc.child = child;
     const deadline = Date.now() + 20_000;
-    while (!fs.existsSync(ready)) {
+    // the relay writes the file in place: it can exist before its line is complete
+    const isReady = () => fs.existsSync(ready) && fs.readFileSync(ready, 'utf8').endsWith('\n');
+    while (!isReady()) {
       if (child.exitCode !== null) throw new Error(`relay ${name} exited with ${child.exitCode}:\n${output}`);
       if (Date.now() > deadline) throw new Error(`relay ${name} did not start:\n${output}`);
       await new Promise((r) => setTimeout(r, 20));

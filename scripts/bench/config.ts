@@ -1,0 +1,59 @@
+import { parseArgs } from 'node:util';
+
+/** What one run of the benchmark measures, from the command line. */
+export interface BenchConfig {
+  quick: boolean;
+  repeats: number;
+  /** S: MiB written by the disk baseline, the throttled put and the delivery runs. */
+  mib: number;
+  /** --bwlimit of the throttled first hop. */
+  bwlimit: string;
+  /** Number of small files in the bulk-frame runs (measurement 4). */
+  bulkFiles: number;
+  bulkFileBytes: number;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+Measures the relay against baselines taken in the same run and prints ratios.
+  --quick            small sizes, one repeat (well under a minute)
+  --repeats N        repeat every measurement N times and report medians (default 3, quick 1)
+  --mib N            MiB written by the disk, put and delivery measurements (default 256, quick 32)
+  --bulk-files N     small files in the bulk-frame runs (default 1000)
+  --help             this text
+
+Relays run from dist/cli/main.js: run "npm run build" after changing src/.
+Results: a table on stdout, JSON in bench-results/relay-<timestamp>.json and bench-results/latest.json.`;
+
+function positiveInt(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} wants a whole number >= 1, not "${text}"`);
+  return n;
+}
+
+/** Parses argv; returns undefined when only help was asked for. */
+export function parseConfig(argv: string[]): BenchConfig | undefined {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      repeats: { type: 'string' },
+      mib: { type: 'string' },
+      'bulk-files': { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return undefined;
+  const quick = values.quick ?? false;
+  return {
+    quick,
+    repeats: positiveInt('repeats', values.repeats, quick ? 1 : 3),
+    mib: positiveInt('mib', values.mib, quick ? 32 : 256),
+    bwlimit: '10MB',
+    bulkFiles: positiveInt('bulk-files', values['bulk-files'], 1000),
+    bulkFileBytes: 4096,
+  };
+}

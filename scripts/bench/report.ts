@@ -1,0 +1,132 @@
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { BulkRun } from './bulk-frames.js';
+import { BenchConfig } from './config.js';
+import { DeliveryRun } from './delivery.js';
+import { CodeInfo, MachineInfo } from './machine.js';
+import { PutThrottledRun } from './put-throttled.js';
+import { Ratio, Series } from './stats.js';
+
+/** The results of a run: the table on stdout and the JSON record in bench-results/. */
+
+export interface BulkSummary {
+  /** Second round on the same relays (they have been running): the figure. */
+  opsPerSecond: Series;
+  /** First round, on relays just started. */
+  firstRoundOpsPerSecond: Series;
+  /** From commit until the last file's push returned (second round). */
+  deliveryMs: Series;
+  runs: BulkRun[];
+}
+
+export interface BenchResults {
+  /** Second of two back-to-back passes (see baselines.ts); the first is kept too. */
+  disk: Series;
+  diskFirstPass: Series;
+  put: {
+    mbps: Series;
+    vsDisk: Ratio;
+    vsDiskFirstPass: Ratio;
+    heldAtCommitBytes: Series;
+    deliveryPendingAtCommitEveryRun: boolean;
+    pushMs: Series;
+    endToEndMbps: Series;
+    vsBwlimit: Ratio;
+    runs: PutThrottledRun[];
+  };
+  tcp: Series;
+  tcpFirstPass: Series;
+  deliveryHop: { mbps: Series; vsTcp: Ratio; vsDisk: Ratio; runs: DeliveryRun[] };
+  deliveryDirect: { mbps: Series; vsTcp: Ratio; vsDisk: Ratio; runs: DeliveryRun[] };
+  bulkNoBatching: BulkSummary;
+  bulkBatching: BulkSummary;
+  bulkVsNoBatching: Ratio;
+  bulkVsNoBatchingFirstRound: Ratio;
+}
+
+export interface BenchRecord {
+  benchmark: 'relay';
+  startedAt: string;
+  durationSeconds: number;
+  mode: 'quick' | 'normal';
+  config: BenchConfig;
+  machine: MachineInfo;
+  code: CodeInfo;
+  results: BenchResults;
+}
+
+const rate = (v: number) => `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} MB/s`;
+const ops = (v: number) => `${Math.round(v).toLocaleString('en-US')} ops/s`;
+const num = (v: number) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
+const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+
+function ratioCells(r: Ratio, suffix = ''): [string, string, string] {
+  const range = r.runs.length > 1 ? `${num(r.min)}-${num(r.max)}${suffix}` : '-';
+  const target = r.target === null ? 'info' : `>= ${num(r.target)}${suffix} ${r.met ? 'ok' : 'BELOW'}`;
+  return [`${num(r.median)}${suffix}`, range, target];
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const line = (r: string[]) => r.map((cell, c) => cell.padEnd(widths[c]!)).join('  ').trimEnd();
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  return [line(rows[0]!), rule, ...rows.slice(1).map(line)].join('\n');
+}
+
+export function formatReport(rec: BenchRecord): string {
+  const { results: r, config: c, machine: m } = rec;
+  const s = `${c.mib} MiB`;
+  const base = '(baseline)';
+  const rows: string[][] = [
+    ['measurement', 'result', 'against', 'ratio', 'range', 'target'],
+    [`1  local disk: write ${s} in 1 MiB chunks + fsync`, rate(r.disk.median), base, '', '', ''],
+    [`2  put ${s} via first hop --bwlimit ${c.bwlimit}, until commit`, rate(r.put.mbps.median), `disk ${rate(r.disk.median)}`, ...ratioCells(r.put.vsDisk)],
+    ['   the same put, against the first disk pass', rate(r.put.mbps.median), `disk ${rate(r.diskFirstPass.median)}`, ...ratioCells(r.put.vsDiskFirstPass)],
+    [`3  TCP copy ${s} over loopback (node:net)`, rate(r.tcp.median), base, '', '', ''],
+    ['   delivery via first hop, first put to push', rate(r.deliveryHop.mbps.median), `TCP ${rate(r.tcp.median)}`, ...ratioCells(r.deliveryHop.vsTcp)],
+    ['   delivery direct to destination relay', rate(r.deliveryDirect.mbps.median), `TCP ${rate(r.tcp.median)}`, ...ratioCells(r.deliveryDirect.vsTcp)],
+    ['   delivery via first hop, against disk', rate(r.deliveryHop.mbps.median), `disk ${rate(r.disk.median)}`, ...ratioCells(r.deliveryHop.vsDisk)],
+    ['   delivery direct, against disk', rate(r.deliveryDirect.mbps.median), `disk ${rate(r.disk.median)}`, ...ratioCells(r.deliveryDirect.vsDisk)],
+    [`4  ${c.bulkFiles} x ${c.bulkFileBytes / 1024} KiB files (truncate+put), no batching`, ops(r.bulkNoBatching.opsPerSecond.median), base, '', '', ''],
+    ['   same with bulk frames (default client)', ops(r.bulkBatching.opsPerSecond.median), `no batching`, ...ratioCells(r.bulkVsNoBatching, 'x')],
+  ];
+  const held = r.put.runs.map((x) => mib(x.heldAtCommit)).join(', ');
+  const notes = [
+    `2  at commit the destination held ${held} of ${s}: delivery still pending ` +
+      `${r.put.deliveryPendingAtCommitEveryRun ? 'in every run' : 'NOT in every run (the put was not faster than the link)'}; ` +
+      `push then took ${(r.put.pushMs.median / 1000).toFixed(1)} s more; ` +
+      `first put to push ${rate(r.put.endToEndMbps.median)} = ${num(r.put.vsBwlimit.median)} of --bwlimit ${c.bwlimit}`,
+    `   every delivered file was checked at the destination (size and sha256)`,
+    `1,3 baselines are the second of two back-to-back passes; first passes: disk ${rate(r.diskFirstPass.median)}, TCP ${rate(r.tcpFirstPass.median)}`,
+    `4  figures are a second round on relays already used once; first round on just-started relays: ` +
+      `${ops(r.bulkNoBatching.firstRoundOpsPerSecond.median)} without, ${ops(r.bulkBatching.firstRoundOpsPerSecond.median)} with batching ` +
+      `(${num(r.bulkVsNoBatchingFirstRound.median)}x)`,
+    `   delivery of the ${c.bulkFiles} files to the destination after commit: ${(r.bulkNoBatching.deliveryMs.median / 1000).toFixed(2)} s (no batching), ` +
+      `${(r.bulkBatching.deliveryMs.median / 1000).toFixed(2)} s (batching)`,
+  ];
+  const header =
+    `kangaroo ${rec.code.version} relay benchmark, ${rec.mode} mode, ` +
+    `${c.repeats === 1 ? '1 run' : `median of ${c.repeats} runs`} (ratios are per run, then the median)\n` +
+    `${m.cpuCount} x ${m.cpuModel}, ${(m.totalMemoryBytes / 1024 ** 3).toFixed(1)} GiB, node ${m.node}, ${m.platform} ${m.kernel}` +
+    (rec.code.commit ? `, commit ${rec.code.commit.slice(0, 10)}${rec.code.dirty ? ' (dirty)' : ''}` : '');
+  // at the end the load includes this benchmark's own processes; at the start it is everyone else
+  const load = m.loadAverageAtStart[0] ?? 0;
+  const warning =
+    load > m.cpuCount / 2
+      ? `\nWARNING: the machine was busy before the benchmark started (1-minute load average ${load.toFixed(1)} on ${m.cpuCount} CPUs): ` +
+        `expect noisy figures; compare the ranges, not single numbers.\n`
+      : '';
+  return `${header}\n\n${table(rows)}\n\n${notes.join('\n')}\n${warning}`;
+}
+
+/** Writes bench-results/relay-<timestamp>.json and bench-results/latest.json; returns the first. */
+export async function writeRecord(root: string, rec: BenchRecord): Promise<string> {
+  const dir = path.join(root, 'bench-results');
+  await fsp.mkdir(dir, { recursive: true });
+  const stamp = rec.startedAt.replace(/[:.]/g, '-');
+  const file = path.join(dir, `relay-${stamp}.json`);
+  const text = JSON.stringify(rec, null, 2) + '\n';
+  await fsp.writeFile(file, text);
+  await fsp.writeFile(path.join(dir, 'latest.json'), text);
+  return file;
+}

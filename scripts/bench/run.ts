@@ -1,0 +1,161 @@
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Baseline, diskWrite, tcpCopy } from './baselines.js';
+import { checkBuild } from './build-check.js';
+import { bulkFrames, BulkRun } from './bulk-frames.js';
+import { BenchConfig, parseConfig, USAGE } from './config.js';
+import { makePayload } from './data.js';
+import { delivery, DeliveryRun } from './delivery.js';
+import { codeInfo, machineInfo } from './machine.js';
+import { putThrottled, PutThrottledRun } from './put-throttled.js';
+import { BenchRecord, BenchResults, formatReport, writeRecord } from './report.js';
+import { installExitHandlers, interrupted, Resources, withResources } from './resources.js';
+import { parseBytes } from '../../src/util/units.js';
+import { now, ratio, series } from './stats.js';
+
+/**
+ * `npm run bench`: the relay's figures, each as a ratio against a baseline measured
+ * in the same run (the machine is shared and noisy). Every repeat measures all
+ * baselines and all relay figures back to back, so a ratio pairs figures taken
+ * close together; the report gives the median of those per-repeat ratios.
+ */
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../../..'); // dist-bench/scripts/bench -> project root
+const sinkScript = path.join(here, 'tcp-sink.js');
+
+function progress(text: string): void {
+  process.stderr.write(text);
+}
+
+async function measure(config: BenchConfig, cli: string): Promise<BenchResults> {
+  const payload = makePayload(config.mib);
+  const bytes = payload.bytes;
+  const bwlimitBytes = parseBytes(config.bwlimit);
+  const raw = {
+    disk: [] as Baseline[],
+    put: [] as PutThrottledRun[],
+    tcp: [] as Baseline[],
+    hop: [] as DeliveryRun[],
+    direct: [] as DeliveryRun[],
+    bulkOff: [] as BulkRun[],
+    bulkOn: [] as BulkRun[],
+  };
+  const step = async <T>(label: string, timeoutMs: number, body: (res: Resources) => Promise<T>, show: (v: T) => string) => {
+    progress(`  ${label} ... `);
+    const v = await withResources(label.replace(/\W+/g, '-'), timeoutMs, body);
+    progress(`${show(v)}\n`);
+    return v;
+  };
+  const mb = (v: number) => `${v.toFixed(0)} MB/s`;
+  for (let rep = 1; rep <= config.repeats; rep++) {
+    progress(`run ${rep} of ${config.repeats}\n`);
+    const baselineText = (v: Baseline) => `${mb(v.mbps)} (first pass ${mb(v.firstPassMbps)})`;
+    raw.disk.push(await step('disk write', 120_000 + bytes / 10e3, (res) => diskWrite(res, payload), baselineText));
+    raw.put.push(
+      await step('put via throttled first hop', 60_000 + (3 * bytes * 1000) / bwlimitBytes, (res) => putThrottled(cli, res, payload, config.bwlimit), (v) =>
+        `${mb(v.mbps)} until commit, destination had ${(v.heldAtCommit / 2 ** 20).toFixed(1)} MiB; push ${(v.pushMs / 1000).toFixed(1)} s`,
+      ),
+    );
+    raw.tcp.push(await step('tcp copy', 60_000 + bytes / 10e3, (res) => tcpCopy(res, sinkScript, payload), baselineText));
+    raw.hop.push(await step('delivery via first hop', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'first hop'), (v) => mb(v.mbps)));
+    raw.direct.push(await step('delivery direct', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'direct'), (v) => mb(v.mbps)));
+    const bulk = (batching: boolean) => (res: Resources) =>
+      bulkFrames(cli, res, config.bulkFiles, config.bulkFileBytes, batching);
+    const opsText = (v: BulkRun) =>
+      `${Math.round(v.opsPerSecond)} ops/s (first round ${Math.round(v.firstRound.opsPerSecond)}); delivery ${(v.deliveryMs / 1000).toFixed(1)} s`;
+    raw.bulkOff.push(await step('bulk, no batching', 120_000, bulk(false), opsText));
+    raw.bulkOn.push(await step('bulk, batching', 120_000, bulk(true), opsText));
+  }
+
+  const disk = raw.disk.map((r) => r.mbps);
+  const tcp = raw.tcp.map((r) => r.mbps);
+  const put = raw.put.map((r) => r.mbps);
+  const hop = raw.hop.map((r) => r.mbps);
+  const direct = raw.direct.map((r) => r.mbps);
+  const on = raw.bulkOn.map((r) => r.opsPerSecond);
+  const off = raw.bulkOff.map((r) => r.opsPerSecond);
+  const onFirst = raw.bulkOn.map((r) => r.firstRound.opsPerSecond);
+  const offFirst = raw.bulkOff.map((r) => r.firstRound.opsPerSecond);
+  const endToEnd = raw.put.map((r) => r.endToEndMbps);
+  return {
+    disk: series('MB/s', disk),
+    diskFirstPass: series('MB/s', raw.disk.map((r) => r.firstPassMbps)),
+    put: {
+      mbps: series('MB/s', put),
+      vsDisk: ratio('put until commit (throttled first hop)', 'local disk write + fsync', put, disk, 0.6),
+      vsDiskFirstPass: ratio('put until commit (throttled first hop)', 'local disk write + fsync, first pass', put, raw.disk.map((r) => r.firstPassMbps), null),
+      heldAtCommitBytes: series('bytes', raw.put.map((r) => r.heldAtCommit)),
+      deliveryPendingAtCommitEveryRun: raw.put.every((r) => r.deliveryPendingAtCommit),
+      pushMs: series('ms', raw.put.map((r) => r.pushMs)),
+      endToEndMbps: series('MB/s', endToEnd),
+      vsBwlimit: ratio('first put to push (throttled first hop)', `--bwlimit ${config.bwlimit}`, endToEnd, endToEnd.map(() => bwlimitBytes / 1e6), null),
+      runs: raw.put,
+    },
+    tcp: series('MB/s', tcp),
+    tcpFirstPass: series('MB/s', raw.tcp.map((r) => r.firstPassMbps)),
+    deliveryHop: {
+      mbps: series('MB/s', hop),
+      vsTcp: ratio('delivery via first hop', 'TCP copy over loopback', hop, tcp, 0.7),
+      vsDisk: ratio('delivery via first hop', 'local disk write + fsync', hop, disk, null),
+      runs: raw.hop,
+    },
+    deliveryDirect: {
+      mbps: series('MB/s', direct),
+      vsTcp: ratio('delivery direct to destination', 'TCP copy over loopback', direct, tcp, null),
+      vsDisk: ratio('delivery direct to destination', 'local disk write + fsync', direct, disk, null),
+      runs: raw.direct,
+    },
+    bulkNoBatching: bulkSummary(raw.bulkOff),
+    bulkBatching: bulkSummary(raw.bulkOn),
+    bulkVsNoBatching: ratio('bulk frames (batching client)', 'one frame per op (batching: false)', on, off, 5),
+    bulkVsNoBatchingFirstRound: ratio('bulk frames, first round on new relays', 'one frame per op, first round on new relays', onFirst, offFirst, null),
+  };
+}
+
+function bulkSummary(runs: BulkRun[]): BenchResults['bulkBatching'] {
+  return {
+    opsPerSecond: series('ops/s', runs.map((r) => r.opsPerSecond)),
+    firstRoundOpsPerSecond: series('ops/s', runs.map((r) => r.firstRound.opsPerSecond)),
+    deliveryMs: series('ms', runs.map((r) => r.deliveryMs)),
+    runs,
+  };
+}
+
+async function main(): Promise<void> {
+  const config = parseConfig(process.argv.slice(2));
+  if (!config) {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const cli = checkBuild(root);
+  installExitHandlers();
+  const startedAt = new Date();
+  const t0 = now();
+  const loadAtStart = os.loadavg();
+  progress(
+    `kangaroo relay benchmark (${config.quick ? 'quick' : 'normal'}): ${config.repeats} run(s), ${config.mib} MiB, ` +
+      `${config.bulkFiles} small files; relays from ${path.relative(root, cli)}\n`,
+  );
+  const results = await measure(config, cli);
+  const rec: BenchRecord = {
+    benchmark: 'relay',
+    startedAt: startedAt.toISOString(),
+    durationSeconds: Math.round(now() - t0) / 1000,
+    mode: config.quick ? 'quick' : 'normal',
+    config,
+    machine: machineInfo(loadAtStart),
+    code: codeInfo(root),
+    results,
+  };
+  const file = await writeRecord(root, rec);
+  process.stdout.write('\n' + formatReport(rec));
+  process.stdout.write(`\n${rec.durationSeconds.toFixed(0)} s; results in ${path.relative(root, file)} (and bench-results/latest.json)\n`);
+}
+
+main().catch((err: unknown) => {
+  if (interrupted()) return; // the exit handler reports and exits
+  process.stderr.write(`\nbenchmark failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});
