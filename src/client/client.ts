@@ -318,6 +318,36 @@ export class RelayClient {
     return Number((r.value as { requeued?: number }).requeued ?? 0);
   }
 
+  // ---- grid buffers (pipe mode) ----
+
+  async bufOpen(host: string, name: string, role: 'read' | 'write'): Promise<{ handle: number; size: number }> {
+    const r = await this.request({ type: 'bufOpen', host, name, role });
+    if (r.type !== 'bufOpened') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to bufOpen`);
+    return { handle: r.handle, size: r.size };
+  }
+
+  /** Resolves once the buffer took the bytes (a writer far ahead of its readers waits here). */
+  async bufWrite(handle: number, offset: number, data: Buffer): Promise<void> {
+    await this.request({ type: 'bufWrite', handle, offset, data });
+  }
+
+  /** Blocks until bytes exist at `offset`; an empty result is end of file. */
+  async bufRead(handle: number, offset: number, length: number): Promise<Buffer> {
+    const r = await this.request({ type: 'bufRead', handle, offset, length });
+    if (r.type !== 'data') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to bufRead`);
+    return r.data;
+  }
+
+  async bufClose(handle: number): Promise<void> {
+    await this.request({ type: 'bufClose', handle });
+  }
+
+  async bufStat(host: string, name: string): Promise<{ exists: boolean; size: number; writer: string }> {
+    const r = await this.request({ type: 'bufStat', host, name });
+    if (r.type !== 'json') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to bufStat`);
+    return r.value as { exists: boolean; size: number; writer: string };
+  }
+
   /** Bytes handed to the socket but not yet sent: what flow control is holding back. */
   get bufferedBytes(): number {
     return this.socket.writableLength;

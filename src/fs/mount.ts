@@ -1,6 +1,7 @@
 import Fuse from 'fuse-native';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,7 +75,16 @@ export class KangarooMount {
     const gns = new NameService(o.gnsFile, o.log);
     this.link = new RelayLink(this.relayAddress, o.log);
     this.remote = new RemoteFiles(this.link, new BlockCache(o.cacheBytes));
-    this.ops = new Operations({ resolver: new Resolver(o.backing, gns), remote: this.remote, gns, backing: o.backing, log: o.log });
+    const perFile = perFileDirectIo();
+    if (!perFile) o.log.warn('fuse-native was not rebuilt with per-file direct I/O (see scripts/build-native.cjs): the whole mount uses direct I/O, so pipe mode works but MAP_SHARED mmap does not');
+    this.ops = new Operations({
+      resolver: new Resolver(o.backing, gns),
+      remote: this.remote,
+      gns,
+      backing: o.backing,
+      log: o.log,
+      directIoBit: perFile ? DIRECT_IO_BIT : 0,
+    });
     await fsp.mkdir(this.mountpoint, { recursive: true });
     this.fuse = new Fuse(this.mountpoint, this.ops.ops(), {
       // A push or a blocked pipe read may take minutes: no operation may time out.
@@ -82,7 +92,7 @@ export class KangarooMount {
       force: true,
       mkdir: true,
       // fuse-native joins its options into one -o list; this is how big writes get through.
-      fsname: 'kangaroo,big_writes,max_write=131072,max_read=131072',
+      fsname: `kangaroo,big_writes,max_write=131072,max_read=131072${perFile ? '' : ',direct_io'}`,
       autoCache: true,
     });
     await new Promise<void>((resolve, reject) => this.fuse.mount((err) => (err ? reject(KangarooError.from(err, `cannot mount ${this.mountpoint}`)) : resolve())));
@@ -159,6 +169,19 @@ export class KangarooMount {
     } catch {
       return { bytes: 0, files: [] };
     }
+  }
+}
+
+/** Bit 30 of a handle number asks the patched binding for direct I/O (native/fuse-native-direct-io.cjs). */
+const DIRECT_IO_BIT = 0x40000000;
+
+function perFileDirectIo(): boolean {
+  try {
+    const require = createRequire(import.meta.url);
+    const dir = path.dirname(require.resolve('fuse-native/package.json'));
+    return fs.existsSync(path.join(dir, 'build', 'Release', 'kangaroo-direct-io')) && fs.existsSync(path.join(dir, 'build', 'Release', 'fuse.node'));
+  } catch {
+    return false;
   }
 }
 

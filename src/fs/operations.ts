@@ -20,6 +20,7 @@ import { dirStat, infoStat, localStat, processIds } from './stat.js';
 
 type Handle =
   | { kind: 'remote'; h: RemoteHandle; target: Target }
+  | { kind: 'buffer'; handle: number; role: 'read' | 'write'; name: string }
   | { kind: 'local'; fh: fsp.FileHandle; path: string }
   | { kind: 'dir' };
 
@@ -29,6 +30,11 @@ export interface OperationsContext {
   gns: NameService;
   backing: string;
   log: Logger;
+  /**
+   * Added to the handle number of a pipe-mode open so the (patched) binding turns
+   * on direct I/O for it; 0 when the whole mount already uses direct I/O.
+   */
+  directIoBit: number;
 }
 
 export class Operations {
@@ -46,7 +52,7 @@ export class Operations {
 
   private add(h: Handle): number {
     const fd = this.nextFd++;
-    if (this.nextFd > 0x7ffffff0) this.nextFd = 10;
+    if (this.nextFd > 0x3ffffff0) this.nextFd = 10;
     this.handles.set(fd, h);
     return fd;
   }
@@ -64,7 +70,7 @@ export class Operations {
     );
   }
 
-  private async stat(t: Target): Promise<Stat> {
+  private async stat(t: Target, p: string): Promise<Stat> {
     switch (t.kind) {
       case 'root':
       case 'hosts':
@@ -73,9 +79,20 @@ export class Operations {
         if (t.isHostRoot) return dirStat();
         return infoStat(await this.ctx.remote.stat(t.file));
       case 'local':
-        return localStat(await fsp.stat(t.path));
-      case 'buffer':
-        throw new KangarooError('UNKNOWN_OP', `pipe mode (buffer://${t.host}/${t.name}) is not available in this version`);
+        try {
+          return localStat(await fsp.stat(t.path));
+        } catch (err) {
+          // directories that exist only because the name service maps names below them
+          if (!t.mapped && (err as NodeJS.ErrnoException).code === 'ENOENT' && (await this.ctx.gns.hasEntriesUnder(p))) return dirStat();
+          throw err;
+        }
+      case 'buffer': {
+        // the bytes written so far; readers do not stop here (direct I/O), they read until the writer closes
+        const client = await this.ctx.remote.link.get();
+        const st = await client.bufStat(t.host, t.name);
+        const now = new Date();
+        return { mtime: now, atime: now, ctime: now, size: st.size, mode: 0o100644, uid: processIds.uid, gid: processIds.gid, nlink: 1 };
+      }
     }
   }
 
@@ -92,14 +109,14 @@ export class Operations {
           const s = await fsp.statfs(this.ctx.backing);
           return { bsize: s.bsize, frsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
         }, cb),
-      getattr: (p, cb) => this.run(`getattr ${p}`, async () => this.stat(await r.resolve(p)), cb),
+      getattr: (p, cb) => this.run(`getattr ${p}`, async () => this.stat(await r.resolve(p), p), cb),
       fgetattr: (p, fd, cb) =>
         this.run(`fgetattr ${p}`, async () => {
           const h = this.handles.get(fd);
           if (h?.kind === 'local') return localStat(await h.fh.stat());
-          return this.stat(await r.resolve(p));
+          return this.stat(await r.resolve(p), p);
         }, cb),
-      access: (p, _mode, cb) => this.run(`access ${p}`, async () => void (await this.stat(await r.resolve(p))), (e) => cb(e)),
+      access: (p, _mode, cb) => this.run(`access ${p}`, async () => void (await this.stat(await r.resolve(p), p)), (e) => cb(e)),
       readdir: (p, cb) =>
         this.run(`readdir ${p}`, async () => this.readdir(await r.resolve(p), p), (err, v) => cb(err, v ?? [])),
       open: (p, flags, cb) => this.run(`open ${p}`, async () => this.openTarget(await r.resolve(p), flags, false), cb),
@@ -110,6 +127,13 @@ export class Operations {
           if (!h) throw new KangarooError('BAD_ARGUMENT', 'unknown handle');
           if (h.kind === 'local') return (await h.fh.read(buf, 0, len, pos)).bytesRead;
           if (h.kind === 'remote') return this.ctx.remote.read(h.h.file, buf, len, pos);
+          if (h.kind === 'buffer') {
+            if (h.role !== 'read') throw Object.assign(new Error('opened for writing'), { code: 'EBADF' });
+            const client = await this.ctx.remote.link.get();
+            const data = await client.bufRead(h.handle, pos, len);
+            data.copy(buf, 0, 0, Math.min(len, data.length));
+            return Math.min(len, data.length);
+          }
           throw new KangarooError('IS_DIR', 'is a directory');
         }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
       write: (p, fd, buf, len, pos, cb) =>
@@ -119,6 +143,12 @@ export class Operations {
           if (h.kind === 'local') return (await h.fh.write(buf, 0, len, pos)).bytesWritten;
           if (h.kind === 'remote') {
             await h.h.write(buf.subarray(0, len), pos);
+            return len;
+          }
+          if (h.kind === 'buffer') {
+            if (h.role !== 'write') throw Object.assign(new Error('opened for reading'), { code: 'EBADF' });
+            const client = await this.ctx.remote.link.get();
+            await client.bufWrite(h.handle, pos, Buffer.from(buf.subarray(0, len)));
             return len;
           }
           throw new KangarooError('IS_DIR', 'is a directory');
@@ -139,6 +169,10 @@ export class Operations {
           const h = this.handles.get(fd);
           this.handles.delete(fd);
           if (h?.kind === 'local') await h.fh.close();
+          if (h?.kind === 'buffer') {
+            const client = await this.ctx.remote.link.get();
+            await client.bufClose(h.handle);
+          }
           if (h?.kind === 'remote') {
             try {
               await h.h.commit();
@@ -152,6 +186,7 @@ export class Operations {
           const t = await r.resolve(p);
           if (t.kind === 'local') return fsp.truncate(t.path, size);
           if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.truncate(t.file, size);
+          if (t.kind === 'buffer' && size === 0) return; // a writer's O_TRUNC: a buffer starts empty
           throw this.notSupported('truncate');
         }, (e) => cb(e)),
       ftruncate: (p, fd, size, cb) =>
@@ -163,6 +198,7 @@ export class Operations {
             h.h.dirty = true;
             return this.ctx.remote.truncate(h.h.file, size);
           }
+          if (h?.kind === 'buffer' && size === 0) return;
           throw this.notSupported('truncate');
         }, (e) => cb(e)),
       mkdir: (p, mode, cb) =>
@@ -253,7 +289,12 @@ export class Operations {
       case 'remote':
         return (await this.ctx.remote.list(t.file)).map((e) => e.name);
       case 'local': {
-        const names = await fsp.readdir(t.path);
+        let names: string[] = [];
+        try {
+          names = await fsp.readdir(t.path);
+        } catch (err) {
+          if (t.mapped || (err as NodeJS.ErrnoException).code !== 'ENOENT' || extra.length === 0) throw err;
+        }
         return [...new Set([...names, ...extra])];
       }
       case 'buffer':
@@ -282,8 +323,13 @@ export class Operations {
         }
         return this.add({ kind: 'remote', h, target: t });
       }
-      case 'buffer':
-        throw new KangarooError('UNKNOWN_OP', `pipe mode (buffer://${t.host}/${t.name}) is not available in this version`);
+      case 'buffer': {
+        const acc = flags & 3; // O_ACCMODE
+        const role = create || acc !== fs.constants.O_RDONLY ? 'write' : 'read';
+        const client = await this.ctx.remote.link.get();
+        const r = await client.bufOpen(t.host, t.name, role);
+        return this.add({ kind: 'buffer', handle: r.handle, role, name: t.name }) | this.ctx.directIoBit;
+      }
     }
   }
 

@@ -55,10 +55,24 @@ export class NameService {
     return best;
   }
 
+  /** True when some mapped name lies below `dir`: the directory exists on the mount even if nowhere else. */
+  async hasEntriesUnder(dir: string): Promise<boolean> {
+    await this.refresh();
+    const prefix = dir === '/' ? '/' : dir + '/';
+    return this.entries.some((e) => e.name.startsWith(prefix));
+  }
+
   /** Names mapped directly inside a directory (so readdir can show them). */
   async namesIn(dir: string): Promise<GnsEntry[]> {
     await this.refresh();
     const prefix = dir === '/' ? '/' : dir + '/';
-    return this.entries.filter((e) => e.name.startsWith(prefix) && !e.name.slice(prefix.length).includes('/'));
+    const names = new Map<string, GnsEntry>();
+    for (const e of this.entries) {
+      if (!e.name.startsWith(prefix)) continue;
+      // a deeper name shows its first directory here
+      const first = e.name.slice(prefix.length).split('/')[0]!;
+      names.set(first, e.name.slice(prefix.length).includes('/') ? { ...e, name: prefix + first, prefix: true } : e);
+    }
+    return [...names.values()];
   }
 }

@@ -53,7 +53,13 @@ export type Request =
   | { type: 'stat'; host: string; path: string }
   | { type: 'list'; host: string; path: string }
   | { type: 'status' }
-  | { type: 'retry'; host: string; path: string };
+  | { type: 'retry'; host: string; path: string }
+  // grid buffers (pipe mode)
+  | { type: 'bufOpen'; host: string; name: string; role: 'read' | 'write' }
+  | { type: 'bufWrite'; handle: number; offset: number; data: Buffer }
+  | { type: 'bufRead'; handle: number; offset: number; length: number }
+  | { type: 'bufClose'; handle: number }
+  | { type: 'bufStat'; host: string; name: string };
 
 export interface BulkError {
   index: number;
@@ -69,7 +75,8 @@ export type Reply =
   | { type: 'listReply'; entries: DirEntry[] }
   | { type: 'bulkReply'; errors: BulkError[] }
   | { type: 'json'; value: unknown }
-  | { type: 'helloReply'; name: string; version: number; maxFrame: number };
+  | { type: 'helloReply'; name: string; version: number; maxFrame: number }
+  | { type: 'bufOpened'; handle: number; size: number };
 
 export type Message = Request | Reply;
 export type MessageType = Message['type'];
@@ -94,6 +101,11 @@ export const OPCODES: Record<MessageType, number> = {
   status: 14,
   retry: 15,
   setattr: 16,
+  bufOpen: 17,
+  bufWrite: 18,
+  bufRead: 19,
+  bufClose: 20,
+  bufStat: 21,
   ok: 64,
   error: 65,
   data: 66,
@@ -102,6 +114,7 @@ export const OPCODES: Record<MessageType, number> = {
   bulkReply: 69,
   json: 70,
   helloReply: 71,
+  bufOpened: 72,
 };
 
 const TYPE_BY_OPCODE = new Map<number, MessageType>(
@@ -172,6 +185,24 @@ export function encodeBody(w: Writer, m: Message): void {
       return;
     case 'get':
       w.str(m.host).str(m.path).u64(m.offset).u32(m.length);
+      return;
+    case 'bufOpen':
+      w.str(m.host).str(m.name).u8(m.role === 'write' ? 2 : 1);
+      return;
+    case 'bufWrite':
+      w.u32(m.handle).u64(m.offset).blob(m.data);
+      return;
+    case 'bufRead':
+      w.u32(m.handle).u64(m.offset).u32(m.length);
+      return;
+    case 'bufClose':
+      w.u32(m.handle);
+      return;
+    case 'bufStat':
+      w.str(m.host).str(m.name);
+      return;
+    case 'bufOpened':
+      w.u32(m.handle).u64(m.size);
       return;
     case 'push':
     case 'stat':
@@ -254,6 +285,23 @@ function readBody(type: MessageType, r: Reader): Message {
     }
     case 'get':
       return { type, host: r.str(), path: r.str(), offset: r.u64(), length: r.u32() };
+    case 'bufOpen': {
+      const host = r.str();
+      const name = r.str();
+      const role = r.u8();
+      if (role !== 1 && role !== 2) throw new KangarooError('BAD_FRAME', `unknown buffer role ${role}`);
+      return { type, host, name, role: role === 2 ? 'write' : 'read' };
+    }
+    case 'bufWrite':
+      return { type, handle: r.u32(), offset: r.u64(), data: r.blob() };
+    case 'bufRead':
+      return { type, handle: r.u32(), offset: r.u64(), length: r.u32() };
+    case 'bufClose':
+      return { type, handle: r.u32() };
+    case 'bufStat':
+      return { type, host: r.str(), name: r.str() };
+    case 'bufOpened':
+      return { type, handle: r.u32(), size: r.u64() };
     case 'push':
     case 'stat':
     case 'list':

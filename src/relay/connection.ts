@@ -2,6 +2,7 @@ import net from 'node:net';
 import { KangarooError } from '../errors.js';
 import { encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
 import { BulkError, isOrderedOp, Message, OrderedOp, PROTOCOL_VERSION, Reply } from '../protocol/messages.js';
+import { BufferSession } from './buffer-session.js';
 import type { Relay } from './relay.js';
 
 /**
@@ -29,12 +30,17 @@ export class Connection {
   private greeted = false;
   readonly abort = new AbortController();
   readonly remote: string;
+  private buffers: BufferSession;
+  /** Reply bytes promised (gets in progress) and not yet written: bounds what a peer that never reads can cost. */
+  private reservedReplyBytes = 0;
+  private roomWaiters: (() => void)[] = [];
 
   constructor(
     private readonly socket: net.Socket,
     private readonly relay: Relay,
   ) {
     this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.buffers = new BufferSession(relay, this);
     this.decoder = new FrameDecoder((f) => this.enqueue(f), relay.maxFrame);
     socket.on('data', (chunk) => {
       try {
@@ -48,6 +54,20 @@ export class Connection {
     });
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
+    socket.on('drain', () => this.wakeRoom());
+  }
+
+  private wakeRoom(): void {
+    const w = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Waits while replies owed to this peer (queued or being made) exceed the limit. */
+  private async replyRoom(): Promise<void> {
+    while (!this.closed && this.reservedReplyBytes + this.socket.writableLength > MAX_QUEUED_BYTES) {
+      await new Promise<void>((r) => this.roomWaiters.push(r));
+    }
   }
 
   private enqueue(frame: Frame): void {
@@ -69,6 +89,8 @@ export class Connection {
     this.processing = true;
     try {
       while (this.queue.length > 0 && !this.closed) {
+        await this.replyRoom();
+        if (this.closed) break;
         const { frame, bytes } = this.queue.shift()!;
         try {
           await this.handle(frame);
@@ -132,7 +154,7 @@ export class Connection {
         const { host, path, offset, length } = msg;
         if (length > this.relay.maxFrame - 1024) throw new KangarooError('BAD_ARGUMENT', `get of ${length} bytes exceeds the frame limit`);
         const pending = this.relay.get(host, path, offset, length);
-        this.background(id, async () => ({ type: 'data', data: await pending }));
+        this.background(id, async () => ({ type: 'data', data: await pending }), length);
         return;
       }
       case 'stat': {
@@ -151,6 +173,38 @@ export class Connection {
       case 'retry': {
         const { host, path } = msg;
         this.background(id, async () => ({ type: 'json', value: { requeued: await this.relay.retry(host, path) } }));
+        return;
+      }
+      case 'bufOpen': {
+        const { host, name, role } = msg;
+        this.background(id, () => this.buffers.open(host, name, role));
+        return;
+      }
+      case 'bufWrite': {
+        const pending = this.buffers.write(msg.handle, msg.offset, msg.data);
+        this.background(id, async () => {
+          await pending;
+          return { type: 'ok' };
+        });
+        return;
+      }
+      case 'bufRead': {
+        const { handle, offset, length } = msg;
+        if (length > this.relay.maxFrame - 1024) throw new KangarooError('BAD_ARGUMENT', `read of ${length} bytes exceeds the frame limit`);
+        this.background(id, async () => ({ type: 'data', data: await this.buffers.read(handle, offset, length) }), length);
+        return;
+      }
+      case 'bufClose': {
+        const { handle } = msg;
+        this.background(id, async () => {
+          await this.buffers.close(handle);
+          return { type: 'ok' };
+        });
+        return;
+      }
+      case 'bufStat': {
+        const { host, name } = msg;
+        this.background(id, () => this.buffers.stat(host, name));
         return;
       }
       default:
@@ -172,12 +226,21 @@ export class Connection {
   }
 
   /** Runs a slow answer without holding up later frames. */
-  private background(id: number, work: () => Promise<Reply>): void {
+  private background(id: number, work: () => Promise<Reply>, replyBytes = 0): void {
+    this.reservedReplyBytes += replyBytes;
+    const settle = () => {
+      this.reservedReplyBytes -= replyBytes;
+      this.wakeRoom();
+    };
     work().then(
-      (r) => this.reply(id, r),
+      (r) => {
+        this.reply(id, r);
+        settle();
+      },
       (err) => {
         const e = KangarooError.from(err);
         this.reply(id, { type: 'error', code: e.code, message: e.message });
+        settle();
       },
     );
   }
@@ -202,6 +265,8 @@ export class Connection {
     this.closed = true;
     this.abort.abort();
     this.queue = [];
+    this.buffers.end();
+    this.wakeRoom();
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
     this.relay.forget(this);

@@ -142,7 +142,7 @@ export class ExportRoot {
         return;
       }
       case 'mkdir': {
-        const made = await fsp.mkdir(local, { recursive: true, mode: op.mode || 0o755 });
+        const made = await fsp.mkdir(local, { recursive: true, mode: op.mode & 0o1777 || 0o755 });
         if (made) this.markDirDirty(made);
         const st = await fsp.stat(local);
         if (!st.isDirectory()) throw new KangarooError('NOT_DIR', `${op.path} exists and is not a directory`);
@@ -168,7 +168,8 @@ export class ExportRoot {
         return;
       }
       case 'setattr': {
-        if (op.mode !== NO_MODE) await fsp.chmod(local, op.mode & 0o7777);
+        // never set-user-id or set-group-id from the wire
+        if (op.mode !== NO_MODE) await fsp.chmod(local, op.mode & 0o1777);
         if (op.mtimeMs > 0) await fsp.utimes(local, new Date(), new Date(op.mtimeMs));
         return;
       }

@@ -17,6 +17,8 @@ import { ExportRoot } from './export.js';
 import { Forwarder } from './forwarder.js';
 import { listThrough, readThrough, statThrough, Upstream } from './read-through.js';
 import { RoutingTable } from './routing.js';
+import { BufferLimits, DEFAULT_BUFFER_LIMITS } from '../buffer/grid-buffer.js';
+import { BufferRegistry } from '../buffer/registry.js';
 import { buildStatus, RelayStatus } from './status.js';
 import { Watermarks } from './watermarks.js';
 
@@ -31,6 +33,9 @@ export interface RelayOptions {
   bwlimit?: number;
   maxSpoolBytes?: number;
   maxFrame?: number;
+  /** Grid buffer limits (pipe mode); unset fields take the defaults. */
+  buffers?: Partial<BufferLimits>;
+  maxBuffers?: number;
   log?: Logger;
 }
 
@@ -54,6 +59,7 @@ export class Relay {
   private relayId = '';
   private listenAddress = '';
   spool!: Spool;
+  buffers!: BufferRegistry;
   exportRoot: ExportRoot | undefined;
   private watermarks: Watermarks | undefined;
   private closing = false;
@@ -76,6 +82,13 @@ export class Relay {
     const o = this.options;
     await fsp.mkdir(o.spoolDir, { recursive: true });
     this.relayId = await loadOrCreateId(path.join(o.spoolDir, 'relay-id'));
+    this.buffers = new BufferRegistry(
+      path.join(o.spoolDir, 'buffers'),
+      { ...DEFAULT_BUFFER_LIMITS, ...o.buffers },
+      this.log,
+      o.maxBuffers,
+    );
+    await fsp.rm(path.join(o.spoolDir, 'buffers'), { recursive: true, force: true }); // buffers do not outlive a restart
     this.spool = await Spool.open({ dir: o.spoolDir, maxBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES });
     const rec = this.spool.recovery!;
     if (rec.tornTailBytes > 0) this.log.warn(`spool recovery dropped a torn tail of ${rec.tornTailBytes} bytes (uncommitted)`);
@@ -302,6 +315,7 @@ export class Relay {
       connections: this.connections.size,
       bwlimit: this.options.bwlimit,
       nextHopOf: (h) => this.nextHopOf(h),
+      buffers: this.buffers.status(),
     });
   }
 
@@ -314,6 +328,7 @@ export class Relay {
     for (const c of this.connections) c.close();
     await Promise.all([...this.movers.values()].map((m) => m.stop()));
     await this.forwarder.close();
+    await this.buffers.shutdown();
     await this.spool.commit().catch(() => undefined);
     await this.spool.close();
     if (this.exportRoot) {

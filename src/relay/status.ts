@@ -38,6 +38,18 @@ export interface RelayStatus {
     blocked: { code: string; message: string; since: string } | null;
   }[];
   filesOmitted: number;
+  buffers: {
+    name: string;
+    writer: string;
+    readers: number;
+    bytesWritten: number;
+    bytesRead: number;
+    bytesHeld: number;
+    memoryBytes: number;
+    diskBytes: number;
+    peakMemoryBytes: number;
+    ageSeconds: number;
+  }[];
 }
 
 const MAX_FILES_LISTED = 500;
@@ -54,6 +66,7 @@ export function buildStatus(s: {
   connections: number;
   bwlimit: number | undefined;
   nextHopOf: (host: string) => string;
+  buffers: RelayStatus['buffers'];
 }): RelayStatus {
   const files = s.spool.allFiles().filter((f) => f.ops.size > 0 || f.blocked);
   const byHost = new Map<string, RelayStatus['destinations'][number]>();
@@ -102,5 +115,6 @@ export function buildStatus(s: {
       blocked: f.blocked ? { code: f.blocked.code, message: f.blocked.message, since: new Date(f.blocked.since).toISOString() } : null,
     })),
     filesOmitted: Math.max(0, files.length - MAX_FILES_LISTED),
+    buffers: s.buffers,
   };
 }

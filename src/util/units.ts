@@ -22,3 +22,12 @@ export function formatBytes(n: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, min: 60_000, h: 3_600_000 };
+
+/** Parses durations such as `30s`, `500ms`, `10m`, `2h`; a bare number is seconds. */
+export function parseDuration(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|m|h|)\s*$/.exec(text);
+  if (!m) throw new KangarooError('BAD_ARGUMENT', `cannot read "${text}" as a duration (examples: 500ms, 30s, 10m)`);
+  return Math.round(Number(m[1]) * DURATION_UNITS[m[2]!]!);
+}

@@ -57,7 +57,10 @@ export function register(y: Argv): Argv {
           `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
             `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''})\n`,
         );
-        if (argv['ready-file']) await fsp.writeFile(argv['ready-file'], `${mountpoint}\n`);
+        if (argv['ready-file']) {
+          await fsp.writeFile(`${argv['ready-file']}.tmp`, `${mountpoint}\n`);
+          await fsp.rename(`${argv['ready-file']}.tmp`, argv['ready-file']);
+        }
         for (const sig of ['SIGINT', 'SIGTERM'] as const) {
           process.on(sig, () => {
             if (!finishing) void finish(false);

@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs';
 import { Relay } from '../../relay/relay.js';
 import { createLogger, LogLevel } from '../../util/log.js';
-import { formatBytes, parseBytes } from '../../util/units.js';
+import { formatBytes, parseBytes, parseDuration } from '../../util/units.js';
 import { defaultSpoolDir } from '../defaults.js';
 
 export function register(y: Argv): Argv {
@@ -17,6 +17,12 @@ export function register(y: Argv): Argv {
     .option('route', { type: 'string', array: true, default: [] as string[], describe: 'NAME=HOST:PORT: reach NAME through that relay (NAME may be *); repeatable' })
     .option('bwlimit', { type: 'string', describe: 'cap the bytes per second this relay sends on (e.g. 10MB)' })
     .option('max-spool-bytes', { type: 'string', default: '10GiB', describe: 'spool size at which writers are made to wait' })
+    .option('buffer-memory', { type: 'string', default: '16MiB', describe: 'pipe mode: memory per grid buffer before it spills to disk' })
+    .option('buffer-budget', { type: 'string', default: '1GiB', describe: 'pipe mode: bytes a buffer holds ahead of its slowest reader before the writer waits' })
+    .option('buffer-grace', { type: 'string', default: '30s', describe: 'pipe mode: how long readers wait for a writer that vanished without closing' })
+    .option('buffer-wait', { type: 'string', default: '120s', describe: 'pipe mode: how long a reader waits for a first writer' })
+    .option('buffer-idle', { type: 'string', default: '10m', describe: 'pipe mode: drop a buffer untouched this long' })
+    .option('max-buffers', { type: 'number', default: 256, describe: 'pipe mode: buffers this relay hosts at once' })
     .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
     .option('ready-file', { type: 'string', describe: 'write the listen address to this file once ready (for scripts)' })
     .example('$0 relay --export /data --listen 0.0.0.0:9094', 'a destination relay')
@@ -31,6 +37,14 @@ export function register(y: Argv): Argv {
     routes: argv.route,
     bwlimit: argv.bwlimit ? parseBytes(argv.bwlimit) : undefined,
     maxSpoolBytes: parseBytes(argv['max-spool-bytes']),
+    buffers: {
+      memoryBytes: parseBytes(argv['buffer-memory']),
+      budgetBytes: parseBytes(argv['buffer-budget']),
+      writerGraceMs: parseDuration(argv['buffer-grace']),
+      noWriterWaitMs: parseDuration(argv['buffer-wait']),
+      idleMs: parseDuration(argv['buffer-idle']),
+    },
+    maxBuffers: argv['max-buffers'],
     log,
   });
   log.info(
@@ -40,7 +54,9 @@ export function register(y: Argv): Argv {
   );
   if (argv['ready-file']) {
     const fs = await import('node:fs/promises');
-    await fs.writeFile(argv['ready-file'], relay.address + '\n');
+    // written whole, then renamed: a script polling for it never reads half an address
+    await fs.writeFile(`${argv['ready-file']}.tmp`, relay.address + '\n');
+    await fs.rename(`${argv['ready-file']}.tmp`, argv['ready-file']);
   }
   let stopping = false;
   const stop = (sig: string) => {

@@ -74,6 +74,22 @@ export function renderStatus(s: RelayStatus): string {
       ...s.destinations.map((d) => [d.host, d.nextHop, String(d.files), formatBytes(d.pendingBytes), String(d.pendingOps), String(d.blockedFiles)]),
     ]).replace(/^(?=.)/gm, '  ');
   }
+  if (s.buffers.length > 0) {
+    out += '\ngrid buffers (pipe mode):\n';
+    out += table([
+      ['BUFFER', 'WRITER', 'READERS', 'WRITTEN', 'READ', 'HELD', 'IN MEMORY', 'ON DISK'],
+      ...s.buffers.map((b) => [
+        b.name,
+        b.writer,
+        String(b.readers),
+        formatBytes(b.bytesWritten),
+        formatBytes(b.bytesRead),
+        formatBytes(b.bytesHeld),
+        formatBytes(b.memoryBytes),
+        formatBytes(b.diskBytes),
+      ]),
+    ]).replace(/^(?=.)/gm, '  ');
+  }
   if (s.files.length > 0) {
     out += '\nfiles not yet delivered:\n';
     out += table([
