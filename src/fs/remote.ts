@@ -17,7 +17,8 @@ import { RelayLink } from './relay-link.js';
 const MAX_COALESCE = 1024 * 1024;
 
 export class RemoteHandle {
-  private chunks: Buffer[] = [];
+  /** Coalescing buffer: writes are copied in once (fuse-native reuses its own) and sent as one put. */
+  private pending: Buffer | undefined;
   private start = 0;
   private length = 0;
   /** Written since the last commit: close must commit. */
@@ -37,23 +38,41 @@ export class RemoteHandle {
     return this.start + this.length;
   }
 
-  async write(data: Buffer, pos: number): Promise<void> {
-    if (this.length > 0 && pos !== this.start + this.length) await this.sendBuffered();
-    if (this.length === 0) this.start = pos;
-    // fuse-native reuses its buffer: keep a copy
-    this.chunks.push(Buffer.from(data));
-    this.length += data.length;
+  private writing: Promise<void> = Promise.resolve();
+
+  /** Writes are taken one at a time per handle, so concurrent writes cannot interleave in the buffer. */
+  write(data: Buffer, pos: number): Promise<void> {
+    // fuse-native's buffer stays valid until this write is answered, which is after writeNow copied it
+    const next = this.writing.then(() => this.writeNow(data, pos));
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+
+  private async writeNow(data: Buffer, pos: number): Promise<void> {
+    if (this.length > 0 && (pos !== this.start + this.length || this.length + data.length > MAX_COALESCE)) await this.sendBuffered();
     this.dirty = true;
     this.files.cache.invalidate(this.key);
+    if (data.length >= MAX_COALESCE) {
+      // too big to coalesce: send a copy as it is (the socket may hold it past this call)
+      const client = await this.files.link.get();
+      await client.put(this.file.host, this.file.path, pos, Buffer.from(data));
+      return;
+    }
+    if (this.length === 0) {
+      this.start = pos;
+      this.pending = Buffer.allocUnsafe(MAX_COALESCE);
+    }
+    data.copy(this.pending!, this.length);
+    this.length += data.length;
     if (this.length >= MAX_COALESCE) await this.sendBuffered();
   }
 
   /** Hands buffered writes to the relay as one put (waiting only for socket room). */
   async sendBuffered(): Promise<void> {
     if (this.length === 0) return;
-    const data = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.length);
+    const data = this.pending!.subarray(0, this.length);
     const at = this.start;
-    this.chunks = [];
+    this.pending = undefined;
     this.length = 0;
     const client = await this.files.link.get();
     await client.put(this.file.host, this.file.path, at, data);

@@ -80,7 +80,8 @@ export class Mover {
     const rate = options.rateLimiter?.bytesPerSecond;
     // With a slow link, smaller frames keep the limiter smooth and acks frequent.
     this.batchBytes = options.batchBytes ?? (rate ? Math.max(64 * 1024, Math.min(1024 * 1024, rate / 8)) : 1024 * 1024);
-    this.commitEveryBytes = options.commitEveryBytes ?? (rate ? Math.max(this.batchBytes, rate / 2) : 8 * 1024 * 1024);
+    // Each commit costs the next hop an fsync; on a fast link, fewer and larger groups.
+    this.commitEveryBytes = options.commitEveryBytes ?? (rate ? Math.max(this.batchBytes, rate / 2) : 32 * 1024 * 1024);
     this.maxGroups = options.maxGroupsInFlight ?? 4;
   }
 

@@ -82,7 +82,7 @@ export class ExportRoot {
     if (this.open.size > ExportRoot.MAX_OPEN) {
       const [oldPath, oldFd] = this.open.entries().next().value as [string, fsp.FileHandle];
       this.open.delete(oldPath);
-      if (this.dirtyFiles.delete(oldPath)) await oldFd.sync().catch(() => undefined);
+      // no fsync here: the path stays dirty and the next commit syncs it (one fsync per file per commit)
       await oldFd.close().catch(() => undefined);
     }
     return fd;
@@ -106,8 +106,20 @@ export class ExportRoot {
     const fd = this.open.get(local);
     if (!fd) return;
     this.open.delete(local);
-    if (this.dirtyFiles.delete(local)) await fd.sync().catch(() => undefined);
     await fd.close().catch(() => undefined);
+  }
+
+  /** fsyncs a file by path, through its open handle if it has one. */
+  private async syncFile(local: string): Promise<void> {
+    const fd = this.open.get(local);
+    if (fd) return fd.sync();
+    const h = await fsp.open(local, 'r').catch(() => undefined); // gone (unlinked since): nothing to keep
+    if (!h) return;
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
   }
 
   /** Applies one ordered operation. Errors carry the code that says whether a retry can help. */
@@ -179,6 +191,7 @@ export class ExportRoot {
         await this.closeHandle(local);
         await this.closeHandle(target);
         await this.ensureParent(target);
+        if (this.dirtyFiles.delete(local)) this.dirtyFiles.add(target);
         try {
           await fsp.rename(local, target);
         } catch (err) {
@@ -196,15 +209,14 @@ export class ExportRoot {
   async commit(): Promise<void> {
     const files = [...this.dirtyFiles];
     this.dirtyFiles.clear();
-    await Promise.all(files.map((f) => this.open.get(f)?.sync()));
+    await Promise.all(files.map((f) => this.syncFile(f)));
     await this.syncDirs();
   }
 
   /** fsyncs one file and the directories changed so far. */
   async push(remote: string): Promise<void> {
     const local = await this.resolve(remote);
-    const fd = this.open.get(local);
-    if (fd && this.dirtyFiles.delete(local)) await fd.sync();
+    if (this.dirtyFiles.delete(local)) await this.syncFile(local);
     await this.syncDirs();
   }
 
