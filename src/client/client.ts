@@ -311,6 +311,13 @@ export class RelayClient {
     return r.value;
   }
 
+  /** The relay's failure log, newest last. */
+  async failureLog(limit = 1000): Promise<unknown[]> {
+    const r = await this.request({ type: 'log', limit });
+    if (r.type !== 'json') throw new KangarooError('BAD_FRAME', `unexpected reply ${r.type} to log`);
+    return r.value as unknown[];
+  }
+
   /** Re-queues files whose delivery was stopped by a permanent error (path '' for all on host). */
   async retry(host: string, path: string): Promise<number> {
     const r = await this.request({ type: 'retry', host, path });

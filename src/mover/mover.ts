@@ -4,6 +4,7 @@ import { OrderedOp } from '../protocol/messages.js';
 import { Spool, SpooledOp } from '../spool/spool.js';
 import { Logger } from '../util/log.js';
 import { Backoff, BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+import { FailureLog } from './failure-log.js';
 import { RateLimiter } from './rate-limiter.js';
 
 /**
@@ -34,6 +35,7 @@ export interface MoverOptions {
   commitEveryBytes?: number;
   maxGroupsInFlight?: number;
   log: Logger;
+  failures?: FailureLog;
 }
 
 export interface MoverStatus {
@@ -150,6 +152,17 @@ export class Mover {
         }
         this.state = 'sending';
         await this.pump(this.client);
+        if (this.backoff.attempts > 0) {
+          this.options.failures?.record({
+            kind: 'delivery',
+            target: this.options.nextHop,
+            code: 'RECOVERED',
+            class: 'transient',
+            message: `next hop reachable again after ${this.backoff.attempts} failed attempt(s)`,
+            action: 'resumed',
+            outcome: 'delivered',
+          });
+        }
         this.backoff.reset();
         this.nextAttemptAt = undefined;
       } catch (err) {
@@ -166,6 +179,14 @@ export class Mover {
         this.nextAttemptAt = Date.now() + delay;
         this.state = 'backoff';
         this.options.log.warn(`delivery to ${this.options.nextHop} failed (${e.code}: ${e.message}); retry ${this.retries} in ${delay} ms`);
+        this.options.failures?.record({
+          kind: 'delivery',
+          target: this.options.nextHop,
+          code: e.code,
+          class: e.errorClass,
+          message: e.message,
+          action: `retry in ${delay} ms`,
+        });
         await this.sleep(delay);
       }
     }
@@ -270,6 +291,14 @@ export class Mover {
       this.options.log.error(`delivery of ${sop.file.host}${sop.file.path} stopped: ${err.code}: ${err.message}`);
       this.lastError = { code: err.code, message: err.message, at: new Date().toISOString() };
       this.spool.block(sop.file, { code: err.code, message: err.message });
+      this.options.failures?.record({
+        kind: 'delivery',
+        target: `kangaroo://${sop.file.host}${sop.file.path}`,
+        code: err.code,
+        class: 'permanent',
+        message: err.message,
+        action: 'blocked: data kept in the spool until kangaroo retry',
+      });
     }
     throw transient ?? new KangarooError('ABORTED', 'restarting after a refused operation');
   }

@@ -59,7 +59,8 @@ export type Request =
   | { type: 'bufWrite'; handle: number; offset: number; data: Buffer }
   | { type: 'bufRead'; handle: number; offset: number; length: number }
   | { type: 'bufClose'; handle: number }
-  | { type: 'bufStat'; host: string; name: string };
+  | { type: 'bufStat'; host: string; name: string }
+  | { type: 'log'; limit: number };
 
 export interface BulkError {
   index: number;
@@ -106,6 +107,7 @@ export const OPCODES: Record<MessageType, number> = {
   bufRead: 19,
   bufClose: 20,
   bufStat: 21,
+  log: 22,
   ok: 64,
   error: 65,
   data: 66,
@@ -200,6 +202,9 @@ export function encodeBody(w: Writer, m: Message): void {
       return;
     case 'bufStat':
       w.str(m.host).str(m.name);
+      return;
+    case 'log':
+      w.u32(m.limit);
       return;
     case 'bufOpened':
       w.u32(m.handle).u64(m.size);
@@ -300,6 +305,8 @@ function readBody(type: MessageType, r: Reader): Message {
       return { type, handle: r.u32() };
     case 'bufStat':
       return { type, host: r.str(), name: r.str() };
+    case 'log':
+      return { type, limit: r.u32() };
     case 'bufOpened':
       return { type, handle: r.u32(), size: r.u64() };
     case 'push':

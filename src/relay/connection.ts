@@ -170,6 +170,11 @@ export class Connection {
       case 'status':
         this.reply(id, { type: 'json', value: this.relay.status() });
         return;
+      case 'log': {
+        const limit = Math.min(msg.limit || 1000, 10_000);
+        this.background(id, async () => ({ type: 'json', value: await this.relay.failures.list(limit) }));
+        return;
+      }
       case 'retry': {
         const { host, path } = msg;
         this.background(id, async () => ({ type: 'json', value: { requeued: await this.relay.retry(host, path) } }));

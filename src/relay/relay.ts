@@ -6,6 +6,7 @@ import path from 'node:path';
 import { canonicalHost, formatHostPort, normalizePath, parseHostPort } from '../address.js';
 import { KangarooError } from '../errors.js';
 import { Backoff } from '../mover/backoff.js';
+import { FailureLog } from '../mover/failure-log.js';
 import { Mover } from '../mover/mover.js';
 import { RateLimiter } from '../mover/rate-limiter.js';
 import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
@@ -60,6 +61,7 @@ export class Relay {
   private listenAddress = '';
   spool!: Spool;
   buffers!: BufferRegistry;
+  failures!: FailureLog;
   exportRoot: ExportRoot | undefined;
   private watermarks: Watermarks | undefined;
   private closing = false;
@@ -90,10 +92,14 @@ export class Relay {
     );
     await fsp.rm(path.join(o.spoolDir, 'buffers'), { recursive: true, force: true }); // buffers do not outlive a restart
     this.spool = await Spool.open({ dir: o.spoolDir, maxBytes: o.maxSpoolBytes ?? DEFAULT_MAX_SPOOL_BYTES });
+    this.failures = new FailureLog(path.join(o.spoolDir, 'failures.log'));
+    await this.failures.load();
     const rec = this.spool.recovery!;
     if (rec.tornTailBytes > 0) this.log.warn(`spool recovery dropped a torn tail of ${rec.tornTailBytes} bytes (uncommitted)`);
     for (const c of rec.corrupted) {
-      this.log.error(`spool recovery: corrupted record in segment ${c.segment} at ${c.offset} (${c.skippedBytes} bytes skipped, not delivered)`);
+      const message = `corrupted record in segment ${c.segment} at ${c.offset} (${c.skippedBytes} bytes skipped, not delivered)`;
+      this.log.error(`spool recovery: ${message}`);
+      this.failures.record({ kind: 'spool', target: o.spoolDir, code: 'IO', class: 'permanent', message, action: 'skipped: never delivered as garbage' });
     }
     if (this.spool.opCount > 0) this.log.info(`spool recovered ${this.spool.opCount} undelivered operations`);
     if (o.exportDir) {
@@ -149,6 +155,7 @@ export class Relay {
         carries: (h) => !this.isOwnHost(h) && this.nextHopOf(h) === nextHop,
         rateLimiter: this.rateLimiter,
         log: this.log,
+        failures: this.failures,
       });
       this.movers.set(nextHop, m);
       m.start();
@@ -316,6 +323,7 @@ export class Relay {
       bwlimit: this.options.bwlimit,
       nextHopOf: (h) => this.nextHopOf(h),
       buffers: this.buffers.status(),
+      failures: this.failures.summary(),
     });
   }
 
@@ -329,6 +337,7 @@ export class Relay {
     await Promise.all([...this.movers.values()].map((m) => m.stop()));
     await this.forwarder.close();
     await this.buffers.shutdown();
+    await this.failures.flush();
     await this.spool.commit().catch(() => undefined);
     await this.spool.close();
     if (this.exportRoot) {

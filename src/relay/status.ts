@@ -1,4 +1,5 @@
 import { MoverStatus } from '../mover/mover.js';
+import { FailureRecord } from '../mover/failure-log.js';
 import { Spool } from '../spool/spool.js';
 
 /** What `kangaroo status` shows: the relay, its spool, its movers, and every file not yet delivered. */
@@ -38,6 +39,7 @@ export interface RelayStatus {
     blocked: { code: string; message: string; since: string } | null;
   }[];
   filesOmitted: number;
+  failures: { total: number; byKind: Record<string, number>; last: FailureRecord | null };
   buffers: {
     name: string;
     writer: string;
@@ -67,6 +69,7 @@ export function buildStatus(s: {
   bwlimit: number | undefined;
   nextHopOf: (host: string) => string;
   buffers: RelayStatus['buffers'];
+  failures: RelayStatus['failures'];
 }): RelayStatus {
   const files = s.spool.allFiles().filter((f) => f.ops.size > 0 || f.blocked);
   const byHost = new Map<string, RelayStatus['destinations'][number]>();
@@ -116,5 +119,6 @@ export function buildStatus(s: {
     })),
     filesOmitted: Math.max(0, files.length - MAX_FILES_LISTED),
     buffers: s.buffers,
+    failures: s.failures,
   };
 }

@@ -86,6 +86,7 @@ export const SAMPLES: Record<MessageType, Message[]> = {
   bufRead: [{ type: 'bufRead', handle: 0xffffffff, offset: 12345, length: 65536 }],
   bufClose: [{ type: 'bufClose', handle: 7 }],
   bufStat: [{ type: 'bufStat', host: 'grid.example:9094', name: 'pipe-1' }],
+  log: [{ type: 'log', limit: 100 }, { type: 'log', limit: 0 }],
   status: [{ type: 'status' }],
   retry: [
     { type: 'retry', host: 'far.example:9094', path: '' },

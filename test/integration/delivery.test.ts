@@ -67,6 +67,12 @@ describe('delivery through throttled links, outages and a full spool', () => {
     await client.push(dest.address, '/outage/out.bin');
     expect(sizeOf(target)).toBe(48 * MiB);
     expect(await sha256File(target)).toBe(w.sha256);
+    // the outage is on record: each failed attempt (transient, retried) and the recovery
+    const log = (await client.failureLog()) as { kind: string; class: string; code: string; action: string }[];
+    const failed = log.filter((r) => r.kind === 'delivery' && r.class === 'transient' && r.action.startsWith('retry'));
+    expect(failed.length).toBeGreaterThanOrEqual(status.movers[0]!.retries);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(log.some((r) => r.code === 'RECOVERED')).toBe(true);
   });
 
   /** A writer of 5x the spool limit blocks and then completes; the spool never exceeds the limit by more than a frame. */

@@ -1,5 +1,6 @@
 import type { Argv } from 'yargs';
 import { parseKangarooUrl, canonicalHost } from '../../address.js';
+import { FailureRecord } from '../../mover/failure-log.js';
 import { RelayStatus } from '../../relay/status.js';
 import { formatBytes } from '../../util/units.js';
 import { withClient } from '../run.js';
@@ -15,6 +16,33 @@ export function register(y: Argv): Argv {
         await withClient(argv.relay as string | undefined, async (client) => {
           const s = (await client.status()) as RelayStatus;
           process.stdout.write(argv.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
+        });
+      },
+    )
+    .command(
+      'log',
+      'List the relay\'s failure log: every failure, its class, the action taken and the outcome',
+      (c) =>
+        c
+          .option('json', { type: 'boolean', default: false, describe: 'one JSON array' })
+          .option('limit', { type: 'number', default: 100, describe: 'newest N records' }),
+      async (argv) => {
+        await withClient(argv.relay as string | undefined, async (client) => {
+          const records = (await client.failureLog(argv.limit)) as FailureRecord[];
+          if (argv.json) {
+            process.stdout.write(JSON.stringify(records, null, 2) + '\n');
+            return;
+          }
+          if (records.length === 0) {
+            process.stdout.write('no failures recorded\n');
+            return;
+          }
+          process.stdout.write(
+            table([
+              ['WHEN', 'KIND', 'TARGET', 'CLASS', 'CODE', 'ACTION', 'MESSAGE'],
+              ...records.map((r) => [r.at, r.kind, r.target, r.class, r.code, r.outcome ? `${r.action} (${r.outcome})` : r.action, r.message.slice(0, 120)]),
+            ]),
+          );
         });
       },
     )
@@ -52,6 +80,10 @@ export function renderStatus(s: RelayStatus): string {
   out += `  export: ${s.export ?? '(none)'}\n`;
   out += `  spool:  ${s.spool.dir}: ${formatBytes(s.spool.bytes)} of ${formatBytes(s.spool.maxBytes)} used (peak ${formatBytes(s.spool.peakBytes)}), ${s.spool.pendingOps} op(s) pending\n`;
   if (s.bwlimitBytesPerSecond) out += `  bwlimit: ${formatBytes(s.bwlimitBytesPerSecond)}/s\n`;
+  if (s.failures.total > 0) {
+    const kinds = Object.entries(s.failures.byKind).map(([k, n]) => `${n} ${k}`).join(', ');
+    out += `  failures: ${s.failures.total} recorded (${kinds}); last: ${s.failures.last?.code} ${s.failures.last?.target} (kangaroo log lists them)\n`;
+  }
   for (const [name, via] of s.routes) out += `  route:  ${name} via ${via}\n`;
   if (s.movers.length > 0) {
     out += '\nnext hops:\n';
