@@ -29,6 +29,7 @@ const CODES = {
   IS_DIR: { errno: 'EISDIR', class: 'permanent' },
   NOT_EMPTY: { errno: 'ENOTEMPTY', class: 'permanent' },
   NO_EXPORT: { errno: 'EACCES', class: 'permanent' },
+  AUTH: { errno: 'EACCES', class: 'permanent' },
   BUSY: { errno: 'EBUSY', class: 'permanent' },
   LIMIT: { errno: 'EAGAIN', class: 'transient' },
   NO_SPACE: { errno: 'ENOSPC', class: 'transient' },

@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_RELAY } from '../address.js';
+import { readSecretFile } from '../relay/access.js';
 
 /** Where a relay keeps its spool unless told otherwise: the user's state directory. */
 export function defaultStateDir(): string {
@@ -22,4 +23,10 @@ export const STDIO = '<stdio>';
 
 export function protectStdioArgs(args: string[]): string[] {
   return args.map((a) => (a === '-' ? STDIO : a));
+}
+
+/** The shared secret from --secret-file, else $KANGAROO_SECRET_FILE; none when neither is set. */
+export function secretFrom(flag: string | undefined): Buffer | undefined {
+  const file = flag || process.env.KANGAROO_SECRET_FILE;
+  return file ? readSecretFile(file) : undefined;
 }

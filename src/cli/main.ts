@@ -18,6 +18,11 @@ const base = yargs(protectStdioArgs(hideBin(process.argv)))
     type: 'string',
     global: true,
     describe: 'relay to talk to (default: $KANGAROO_RELAY, else 127.0.0.1:9094)',
+  })
+  .option('secret-file', {
+    type: 'string',
+    global: true,
+    describe: 'shared secret for relays that require one (default: $KANGAROO_SECRET_FILE)',
   });
 let cli = base as unknown as Argv;
 for (const register of [registerRelay, registerTransfer, registerStatus, registerMount, registerGns, registerDemo]) cli = register(cli);

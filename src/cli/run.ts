@@ -1,15 +1,24 @@
 import { RelayClient } from '../client/client.js';
 import { KangarooError } from '../errors.js';
-import { relayAddress } from './defaults.js';
+import { relayAddress, secretFrom } from './defaults.js';
 
 /** Common plumbing for client commands: connect, run, report errors the same way everywhere. */
-export async function withClient<T>(relayFlag: string | undefined, fn: (c: RelayClient) => Promise<T>): Promise<T> {
-  const address = relayAddress(relayFlag);
+/** The global options every client command has. */
+export interface ClientFlags {
+  relay?: unknown;
+  'secret-file'?: unknown;
+  [other: string]: unknown;
+}
+
+export async function withClient<T>(flags: ClientFlags, fn: (c: RelayClient) => Promise<T>): Promise<T> {
+  const address = relayAddress(flags.relay as string | undefined);
+  const secret = secretFrom(flags['secret-file'] as string | undefined);
   let client: RelayClient;
   try {
-    client = await RelayClient.connect(address);
+    client = await RelayClient.connect(address, { secret, batching: !flags.unbatched });
   } catch (err) {
     const e = KangarooError.from(err);
+    if (!e.transient) throw e;
     throw new KangarooError(e.code, `${e.message}\n  (is a relay running there? start one with: kangaroo relay, or point --relay / KANGAROO_RELAY at one)`);
   }
   try {

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { formatHostPort, parseHostPort } from '../address.js';
+import { respond } from '../relay/access.js';
 import { KangarooError } from '../errors.js';
 import { DEFAULT_MAX_FRAME, encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
 import { BulkError, DirEntry, FileInfo, NO_MODE, OrderedOp, PROTOCOL_VERSION, Reply, Request } from '../protocol/messages.js';
@@ -25,6 +26,8 @@ export interface ClientOptions {
   maxFrame?: number;
   /** Bytes queued on the socket before a sender waits (flow control threshold). */
   maxBufferedBytes?: number;
+  /** Shared secret, for relays that ask for one (answered by challenge-response). */
+  secret?: Buffer;
 }
 
 interface Pending {
@@ -76,6 +79,7 @@ export class RelayClient {
       connectTimeoutMs: 10_000,
       maxFrame: DEFAULT_MAX_FRAME,
       maxBufferedBytes: 4 * 1024 * 1024,
+      secret: undefined as unknown as Buffer,
       ...options,
     };
     const name = formatHostPort(hp);
@@ -97,8 +101,21 @@ export class RelayClient {
     });
     socket.setNoDelay(true);
     const client = new RelayClient(socket, name, opts);
-    const hello = await client.request({ type: 'hello', version: PROTOCOL_VERSION, clientId: opts.clientId });
-    if (hello.type === 'helloReply') client.serverName = hello.name;
+    try {
+      const hello = await client.request({ type: 'hello', version: PROTOCOL_VERSION, clientId: opts.clientId });
+      if (hello.type === 'helloReply') {
+        client.serverName = hello.name;
+        if (hello.challenge.length > 0) {
+          if (!opts.secret) {
+            throw new KangarooError('AUTH', `relay ${name} requires a shared secret (give --secret-file FILE or set KANGAROO_SECRET_FILE)`);
+          }
+          await client.request({ type: 'auth', response: respond(opts.secret, hello.challenge) });
+        }
+      }
+    } catch (err) {
+      client.destroy();
+      throw err;
+    }
     return client;
   }
 

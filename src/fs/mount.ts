@@ -26,6 +26,7 @@ export interface MountOptions {
   /** Spool of the embedded relay, used when no relay answers at `relay`. */
   embeddedSpool: string;
   cacheBytes?: number;
+  secret?: Buffer;
   log: Logger;
 }
 
@@ -62,18 +63,18 @@ export class KangarooMount {
     const o = this.options;
     this.relayAddress = o.relay;
     try {
-      const probe = await RelayClient.connect(o.relay, { connectTimeoutMs: 2000 });
+      const probe = await RelayClient.connect(o.relay, { connectTimeoutMs: 2000, secret: o.secret });
       await probe.close();
     } catch (err) {
       const e = KangarooError.from(err);
       if (!e.transient) throw e;
-      this.embedded = await startEmbedded(o.relay, o.embeddedSpool, o.log);
+      this.embedded = await startEmbedded(o.relay, o.embeddedSpool, o.log, o.secret);
       this.relayAddress = this.embedded.address;
       o.log.info(`no relay at ${o.relay} (${e.code}); started an embedded relay on ${this.relayAddress}, spool ${o.embeddedSpool}`);
     }
     await fsp.mkdir(o.backing, { recursive: true });
     const gns = new NameService(o.gnsFile, o.log);
-    this.link = new RelayLink(this.relayAddress, o.log);
+    this.link = new RelayLink(this.relayAddress, o.log, o.secret);
     this.remote = new RemoteFiles(this.link, new BlockCache(o.cacheBytes));
     const perFile = perFileDirectIo();
     if (!perFile) o.log.warn('fuse-native was not rebuilt with per-file direct I/O (see scripts/build-native.cjs): the whole mount uses direct I/O, so pipe mode works but MAP_SHARED mmap does not');
@@ -185,12 +186,12 @@ function perFileDirectIo(): boolean {
   }
 }
 
-async function startEmbedded(address: string, spoolDir: string, log: Logger): Promise<Relay> {
+async function startEmbedded(address: string, spoolDir: string, log: Logger, secret?: Buffer): Promise<Relay> {
   try {
-    return await Relay.start({ listen: address, spoolDir, log });
+    return await Relay.start({ listen: address, spoolDir, log, secret });
   } catch {
     // the address is taken by something that is not a relay: any free port will do
-    return Relay.start({ listen: '127.0.0.1:0', spoolDir, log });
+    return Relay.start({ listen: '127.0.0.1:0', spoolDir, log, secret });
   }
 }
 

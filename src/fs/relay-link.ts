@@ -16,6 +16,7 @@ export class RelayLink {
   constructor(
     readonly address: string,
     private readonly log: Logger,
+    private readonly secret?: Buffer,
   ) {}
 
   async get(): Promise<RelayClient> {
@@ -28,7 +29,7 @@ export class RelayLink {
       }
       this.client = undefined;
     }
-    const p = RelayClient.connect(this.address);
+    const p = RelayClient.connect(this.address, { secret: this.secret });
     this.client = p;
     p.catch(() => {
       if (this.client === p) this.client = undefined;

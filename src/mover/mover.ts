@@ -36,6 +36,7 @@ export interface MoverOptions {
   maxGroupsInFlight?: number;
   log: Logger;
   failures?: FailureLog;
+  secret?: Buffer;
 }
 
 export interface MoverStatus {
@@ -148,7 +149,7 @@ export class Mover {
       try {
         if (!this.client || this.client.closed) {
           this.state = 'connecting';
-          this.client = await RelayClient.connect(this.options.nextHop, { clientId: this.options.clientId });
+          this.client = await RelayClient.connect(this.options.nextHop, { clientId: this.options.clientId, secret: this.options.secret });
         }
         this.state = 'sending';
         await this.pump(this.client);

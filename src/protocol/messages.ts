@@ -60,7 +60,8 @@ export type Request =
   | { type: 'bufRead'; handle: number; offset: number; length: number }
   | { type: 'bufClose'; handle: number }
   | { type: 'bufStat'; host: string; name: string }
-  | { type: 'log'; limit: number };
+  | { type: 'log'; limit: number }
+  | { type: 'auth'; response: Buffer };
 
 export interface BulkError {
   index: number;
@@ -76,7 +77,8 @@ export type Reply =
   | { type: 'listReply'; entries: DirEntry[] }
   | { type: 'bulkReply'; errors: BulkError[] }
   | { type: 'json'; value: unknown }
-  | { type: 'helloReply'; name: string; version: number; maxFrame: number }
+  /** challenge: empty when the relay needs no secret, else answer with an auth frame. */
+  | { type: 'helloReply'; name: string; version: number; maxFrame: number; challenge: Buffer }
   | { type: 'bufOpened'; handle: number; size: number };
 
 export type Message = Request | Reply;
@@ -108,6 +110,7 @@ export const OPCODES: Record<MessageType, number> = {
   bufClose: 20,
   bufStat: 21,
   log: 22,
+  auth: 23,
   ok: 64,
   error: 65,
   data: 66,
@@ -206,6 +209,9 @@ export function encodeBody(w: Writer, m: Message): void {
     case 'log':
       w.u32(m.limit);
       return;
+    case 'auth':
+      w.blob(m.response);
+      return;
     case 'bufOpened':
       w.u32(m.handle).u64(m.size);
       return;
@@ -243,7 +249,7 @@ export function encodeBody(w: Writer, m: Message): void {
       w.blob(Buffer.from(JSON.stringify(m.value), 'utf8'));
       return;
     case 'helloReply':
-      w.str(m.name).u16(m.version).u32(m.maxFrame);
+      w.str(m.name).u16(m.version).u32(m.maxFrame).blob(m.challenge);
       return;
   }
 }
@@ -307,6 +313,8 @@ function readBody(type: MessageType, r: Reader): Message {
       return { type, host: r.str(), name: r.str() };
     case 'log':
       return { type, limit: r.u32() };
+    case 'auth':
+      return { type, response: r.blob() };
     case 'bufOpened':
       return { type, handle: r.u32(), size: r.u64() };
     case 'push':
@@ -350,7 +358,7 @@ function readBody(type: MessageType, r: Reader): Message {
       }
     }
     case 'helloReply':
-      return { type, name: r.str(), version: r.u16(), maxFrame: r.u32() };
+      return { type, name: r.str(), version: r.u16(), maxFrame: r.u32(), challenge: r.blob() };
   }
 }
 

@@ -36,7 +36,7 @@ export class BufferSession {
   private client(nextHop: string): Promise<RelayClient> {
     let c = this.clients.get(nextHop);
     if (!c) {
-      c = RelayClient.connect(nextHop, { connectTimeoutMs: 5000 });
+      c = RelayClient.connect(nextHop, { connectTimeoutMs: 5000, secret: this.relay.secret });
       this.clients.set(nextHop, c);
       c.catch(() => this.clients.delete(nextHop));
     }

@@ -28,6 +28,8 @@ export class Connection {
   private decoder: FrameDecoder;
   private closed = false;
   private greeted = false;
+  /** Set when the relay needs a secret: the challenge sent, until the client answers it. */
+  private challenge: Buffer | undefined;
   readonly abort = new AbortController();
   readonly remote: string;
   private buffers: BufferSession;
@@ -110,6 +112,10 @@ export class Connection {
     if (!this.greeted && msg.type !== 'hello') {
       throw new KangarooError('BAD_FRAME', 'the first frame must be hello');
     }
+    if (this.challenge && msg.type !== 'auth') {
+      this.refuse(id, 'this relay requires its shared secret: answer the challenge first (--secret-file)');
+      return;
+    }
     if (isOrderedOp(msg)) {
       const err = await this.applyOrdered(msg);
       // put has no reply unless refused; metadata ops are acknowledged
@@ -124,8 +130,25 @@ export class Connection {
         }
         this.greeted = true;
         this.clientId = msg.clientId.slice(0, 200);
+        if (this.relay.access.requiresSecret) this.challenge = this.relay.access.challenge();
+        else if (this.clientId) this.relay.claimClientId(this);
+        this.reply(id, {
+          type: 'helloReply',
+          name: this.relay.name,
+          version: PROTOCOL_VERSION,
+          maxFrame: this.relay.maxFrame,
+          challenge: this.challenge ?? Buffer.alloc(0),
+        });
+        return;
+      case 'auth':
+        if (!this.challenge) throw new KangarooError('BAD_FRAME', 'no challenge to answer');
+        if (!this.relay.access.verify(this.challenge, msg.response)) {
+          this.refuse(id, 'wrong shared secret');
+          return;
+        }
+        this.challenge = undefined;
         if (this.clientId) this.relay.claimClientId(this);
-        this.reply(id, { type: 'helloReply', name: this.relay.name, version: PROTOCOL_VERSION, maxFrame: this.relay.maxFrame });
+        this.reply(id, { type: 'ok' });
         return;
       case 'bulk': {
         const errors: BulkError[] = [];
@@ -217,6 +240,15 @@ export class Connection {
     }
   }
 
+  /** Refuses access: a clear error, a record in the failure log, and the connection closed. */
+  refuse(id: number, why: string): void {
+    this.relay.log.warn(`refused ${this.remote}: ${why}`);
+    this.relay.failures.record({ kind: 'access', target: this.remote, code: 'AUTH', class: 'permanent', message: why, action: 'refused' });
+    this.sendNow(id, { type: 'error', code: 'AUTH', message: `access refused: ${why}` });
+    this.challenge = undefined; // recorded once, here
+    this.close();
+  }
+
   /** Applies or spools one op; returns the refusal, if any, instead of throwing. */
   private async applyOrdered(op: OrderedOp): Promise<KangarooError | undefined> {
     if (this.poisoned) return new KangarooError('ABORTED', `skipped: an earlier operation on this connection failed (${this.poisoned.code})`);
@@ -270,6 +302,10 @@ export class Connection {
     this.closed = true;
     this.abort.abort();
     this.queue = [];
+    if (this.challenge) {
+      const why = 'went away without answering the secret challenge';
+      this.relay.failures.record({ kind: 'access', target: this.remote, code: 'AUTH', class: 'permanent', message: why, action: 'refused' });
+    }
     this.buffers.end();
     this.wakeRoom();
     this.socket.end();

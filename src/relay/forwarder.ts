@@ -11,10 +11,12 @@ export class Forwarder {
   private clients = new Map<string, Promise<RelayClient>>();
   private closed = false;
 
+  constructor(private readonly secret?: Buffer) {}
+
   private connect(nextHop: string): Promise<RelayClient> {
     let c = this.clients.get(nextHop);
     if (!c) {
-      c = RelayClient.connect(nextHop, { connectTimeoutMs: 5000 });
+      c = RelayClient.connect(nextHop, { connectTimeoutMs: 5000, secret: this.secret });
       this.clients.set(nextHop, c);
       c.catch(() => this.clients.delete(nextHop));
     }

@@ -9,10 +9,11 @@ import { Backoff } from '../mover/backoff.js';
 import { FailureLog } from '../mover/failure-log.js';
 import { Mover } from '../mover/mover.js';
 import { RateLimiter } from '../mover/rate-limiter.js';
-import { DEFAULT_MAX_FRAME } from '../protocol/frame.js';
+import { DEFAULT_MAX_FRAME, encodeFrameBuffer } from '../protocol/frame.js';
 import { DirEntry, FileInfo, OrderedOp, Request } from '../protocol/messages.js';
 import { DEFAULT_MAX_SPOOL_BYTES, Spool } from '../spool/spool.js';
 import { createLogger, Logger } from '../util/log.js';
+import { AccessPolicy } from './access.js';
 import { Connection } from './connection.js';
 import { ExportRoot } from './export.js';
 import { Forwarder } from './forwarder.js';
@@ -37,6 +38,12 @@ export interface RelayOptions {
   /** Grid buffer limits (pipe mode); unset fields take the defaults. */
   buffers?: Partial<BufferLimits>;
   maxBuffers?: number;
+  /** Shared secret: clients prove it, and this relay proves it to its next hops. */
+  secret?: Buffer;
+  /** Address ranges (CIDR) allowed to connect. */
+  allow?: string[];
+  /** Most client connections at once; more are refused with a clear error. */
+  maxConnections?: number;
   log?: Logger;
 }
 
@@ -54,7 +61,7 @@ export class Relay {
   private ownNames = new Set<string>();
   private routing: RoutingTable;
   private movers = new Map<string, Mover>();
-  private forwarder = new Forwarder();
+  private forwarder: Forwarder;
   private connections = new Set<Connection>();
   private rateLimiter: RateLimiter | undefined;
   private relayId = '';
@@ -65,8 +72,11 @@ export class Relay {
   exportRoot: ExportRoot | undefined;
   private watermarks: Watermarks | undefined;
   private closing = false;
+  readonly access: AccessPolicy;
 
   private constructor(private readonly options: RelayOptions) {
+    this.access = new AccessPolicy({ secret: options.secret, allow: options.allow });
+    this.forwarder = new Forwarder(options.secret);
     this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.log = options.log ?? createLogger('relay');
     this.routing = new RoutingTable(options.routes ?? []);
@@ -109,6 +119,7 @@ export class Relay {
       await this.watermarks.load();
     }
     const listen = parseHostPort(o.listen ?? '127.0.0.1:9094');
+    this.access.checkListen(listen.host);
     this.server.listen(listen.port, listen.host);
     await Promise.race([
       once(this.server, 'listening'),
@@ -126,6 +137,11 @@ export class Relay {
     }
     this.spool.on('ops', (host: string) => this.moverFor(host)?.kick());
     for (const host of this.spool.hosts()) this.moverFor(host)?.kick();
+  }
+
+  /** The shared secret this relay proves to its next hops. */
+  get secret(): Buffer | undefined {
+    return this.options.secret;
   }
 
   get port(): number {
@@ -156,6 +172,7 @@ export class Relay {
         rateLimiter: this.rateLimiter,
         log: this.log,
         failures: this.failures,
+        secret: this.options.secret,
       });
       this.movers.set(nextHop, m);
       m.start();
@@ -169,7 +186,17 @@ export class Relay {
       return;
     }
     socket.setNoDelay(true);
-    this.connections.add(new Connection(socket, this));
+    const conn = new Connection(socket, this);
+    if (!this.access.addressAllowed(socket.remoteAddress)) {
+      conn.refuse(0, `address ${socket.remoteAddress} is not in the allowed ranges (--allow)`);
+      return;
+    }
+    if (this.connections.size >= (this.options.maxConnections ?? 1024)) {
+      this.log.warn(`refused ${socket.remoteAddress}: ${this.connections.size} connections already open`);
+      socket.end(encodeFrameBuffer(0, { type: 'error', code: 'LIMIT', message: `relay ${this.name} has its maximum of ${this.options.maxConnections ?? 1024} connections; try again later` }));
+      return;
+    }
+    this.connections.add(conn);
   }
 
   /** A client id names one ordered stream: a newer connection with it replaces an older one. */

@@ -6,7 +6,7 @@ import { KangarooError } from '../../errors.js';
 import { controlSocketPath, requestUnmount, serveControl } from '../../fs/control.js';
 import { createLogger, LogLevel } from '../../util/log.js';
 import { parseBytes } from '../../util/units.js';
-import { defaultSpoolDir, defaultStateDir, relayAddress } from '../defaults.js';
+import { defaultSpoolDir, defaultStateDir, relayAddress, secretFrom } from '../defaults.js';
 import { Progress } from '../progress.js';
 
 /** mount and umount: the FUSE adaptation layer on the command line. */
@@ -38,6 +38,7 @@ export function register(y: Argv): Argv {
           backing: path.resolve(argv.backing ?? path.join(state, 'backing', key)),
           embeddedSpool: defaultSpoolDir(),
           cacheBytes: parseBytes(argv.cache),
+          secret: secretFrom(argv['secret-file'] as string | undefined),
           log,
         });
         await mount.start();

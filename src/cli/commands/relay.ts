@@ -2,6 +2,7 @@ import type { Argv } from 'yargs';
 import { Relay } from '../../relay/relay.js';
 import { createLogger, LogLevel } from '../../util/log.js';
 import { formatBytes, parseBytes, parseDuration } from '../../util/units.js';
+import { readSecretFile } from '../../relay/access.js';
 import { defaultSpoolDir } from '../defaults.js';
 
 export function register(y: Argv): Argv {
@@ -23,6 +24,9 @@ export function register(y: Argv): Argv {
     .option('buffer-wait', { type: 'string', default: '120s', describe: 'pipe mode: how long a reader waits for a first writer' })
     .option('buffer-idle', { type: 'string', default: '10m', describe: 'pipe mode: drop a buffer untouched this long' })
     .option('max-buffers', { type: 'number', default: 256, describe: 'pipe mode: buffers this relay hosts at once' })
+    .option('secret-file', { type: 'string', describe: 'require clients to prove this shared secret (challenge-response); also proven to next hops' })
+    .option('allow', { type: 'string', array: true, default: [] as string[], describe: 'CIDR allowed to connect (repeatable); add 127.0.0.1/32 for this machine\'s own clients' })
+    .option('max-connections', { type: 'number', default: 1024, describe: 'client connections at once; more are refused with a clear error' })
     .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
     .option('ready-file', { type: 'string', describe: 'write the listen address to this file once ready (for scripts)' })
     .example('$0 relay --export /data --listen 0.0.0.0:9094', 'a destination relay')
@@ -45,6 +49,9 @@ export function register(y: Argv): Argv {
       idleMs: parseDuration(argv['buffer-idle']),
     },
     maxBuffers: argv['max-buffers'],
+    secret: argv['secret-file'] ? readSecretFile(argv['secret-file']) : undefined,
+    allow: argv.allow,
+    maxConnections: argv['max-connections'],
     log,
   });
   log.info(

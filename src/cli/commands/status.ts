@@ -13,7 +13,7 @@ export function register(y: Argv): Argv {
       'Show what the relay holds: spool use, movers, and every file not yet delivered',
       (c) => c.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
       async (argv) => {
-        await withClient(argv.relay as string | undefined, async (client) => {
+        await withClient(argv, async (client) => {
           const s = (await client.status()) as RelayStatus;
           process.stdout.write(argv.json ? JSON.stringify(s, null, 2) + '\n' : renderStatus(s));
         });
@@ -27,7 +27,7 @@ export function register(y: Argv): Argv {
           .option('json', { type: 'boolean', default: false, describe: 'one JSON array' })
           .option('limit', { type: 'number', default: 100, describe: 'newest N records' }),
       async (argv) => {
-        await withClient(argv.relay as string | undefined, async (client) => {
+        await withClient(argv, async (client) => {
           const records = (await client.failureLog(argv.limit)) as FailureRecord[];
           if (argv.json) {
             process.stdout.write(JSON.stringify(records, null, 2) + '\n');
@@ -51,7 +51,7 @@ export function register(y: Argv): Argv {
       'Re-queue files whose delivery stopped on a permanent error, after fixing the cause (kangaroo://HOST/PATH, HOST, or all)',
       (c) => c.positional('name', { type: 'string', describe: 'kangaroo://HOST/PATH or HOST; omit for every host' }),
       async (argv) => {
-        await withClient(argv.relay as string | undefined, async (client) => {
+        await withClient(argv, async (client) => {
           let targets: { host: string; path: string }[];
           if (!argv.name) {
             const s = (await client.status()) as RelayStatus;

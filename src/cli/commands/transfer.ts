@@ -20,7 +20,7 @@ export function register(y: Argv): Argv {
         c
           .positional('sources', { type: 'string', array: true, demandOption: true, describe: 'local files, then the destination kangaroo:// name' })
           .option('push', { type: 'boolean', default: false, describe: 'also wait until the data reached its destination' })
-          .option('no-batch', { type: 'boolean', default: false, describe: 'send each operation in its own frame (for comparison)' })
+          .option('unbatched', { type: 'boolean', default: false, describe: 'send each operation in its own frame and wait for it (for comparison)' })
           .example('$0 put results.dat kangaroo://archive.example/run7/results.dat', '')
           .example('$0 put a.txt b.txt kangaroo://archive.example/run7/', 'several files into a directory, batched'),
       async (argv) => {
@@ -33,7 +33,7 @@ export function register(y: Argv): Argv {
         if (sources.filter((s) => s === STDIO).length > 0 && intoDir) throw new KangarooError('BAD_ARGUMENT', 'stdin (-) needs a file name as destination');
         let total = 0;
         for (const s of sources) if (s !== STDIO) total += (await fsp.stat(s)).size;
-        await withClient(argv.relay as string | undefined, async (client) => {
+        await withClient(argv, async (client) => {
           const progress = new Progress('put', total || undefined);
           let sent = 0;
           const targets: RemoteFile[] = [];
@@ -63,7 +63,7 @@ export function register(y: Argv): Argv {
           .positional('dest', { type: 'string', demandOption: true }),
       async (argv) => {
         const src = parseKangarooUrl(argv.source);
-        await withClient(argv.relay as string | undefined, async (client) => {
+        await withClient(argv, async (client) => {
           const info = await client.stat(src.host, src.path);
           if (info.kind === 'dir') throw new KangarooError('IS_DIR', `${argv.source} is a directory`);
           const progress = new Progress('get', info.size || undefined);
@@ -81,7 +81,7 @@ export function register(y: Argv): Argv {
       'Wait until every earlier write to these files has reached its destination and is fsync\'d there',
       (c) => c.positional('names', { type: 'string', array: true, demandOption: true }),
       async (argv) => {
-        await withClient(argv.relay as string | undefined, async (client) => {
+        await withClient(argv, async (client) => {
           for (const n of argv.names as string[]) {
             const f = parseKangarooUrl(n);
             const progress = new Progress(`push ${formatKangarooUrl(f)}`, undefined);
@@ -102,7 +102,7 @@ export function register(y: Argv): Argv {
       'Wait until everything the relay accepted is on its stable storage',
       (c) => c,
       async (argv) => {
-        await withClient(argv.relay as string | undefined, (client) => client.commit());
+        await withClient(argv, (client) => client.commit());
       },
     );
 }
