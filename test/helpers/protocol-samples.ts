@@ -132,7 +132,11 @@ export const SAMPLES: Record<MessageType, Message[]> = {
     { type: 'json', value: { name: 'r', n: 1.5, list: [1, 'two', { three: true }], nested: { deep: [] } } },
     { type: 'json', value: 'just a string' },
   ],
-  helloReply: [{ type: 'helloReply', name: '127.0.0.1:9094', version: 1, maxFrame: 16 * 1024 * 1024 + 4096 }],
+  helloReply: [
+    { type: 'helloReply', name: '127.0.0.1:9094', version: 1, maxFrame: 16 * 1024 * 1024 + 4096, challenge: Buffer.alloc(0) },
+    { type: 'helloReply', name: 'relay.example:9094', version: 1, maxFrame: 1024, challenge: Buffer.alloc(32, 7) },
+  ],
+  auth: [{ type: 'auth', response: Buffer.alloc(32, 0xab) }],
   bufOpened: [
     { type: 'bufOpened', handle: 1, size: 0 },
     { type: 'bufOpened', handle: 0xffffffff, size: MAX_SAFE },
