@@ -35,6 +35,7 @@ const CODES = {
   NO_SPACE: { errno: 'ENOSPC', class: 'transient' },
   FILE_TOO_LARGE: { errno: 'EFBIG', class: 'permanent' },
   IO: { errno: 'EIO', class: 'transient' },
+  INTEGRITY: { errno: 'EIO', class: 'transient' },
   // network
   UNREACHABLE: { errno: 'EHOSTUNREACH', class: 'transient' },
   CONNECTION_LOST: { errno: 'ECONNRESET', class: 'transient' },

@@ -1,6 +1,7 @@
 import { RelayClient } from '../client/client.js';
 import { KangarooError } from '../errors.js';
 import { OrderedOp } from '../protocol/messages.js';
+import { crc32 } from '../util/crc32.js';
 import { Spool, SpooledOp } from '../spool/spool.js';
 import { Logger } from '../util/log.js';
 import { Backoff, BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
@@ -181,12 +182,12 @@ export class Mover {
         this.state = 'backoff';
         this.options.log.warn(`delivery to ${this.options.nextHop} failed (${e.code}: ${e.message}); retry ${this.retries} in ${delay} ms`);
         this.options.failures?.record({
-          kind: 'delivery',
+          kind: e.code === 'INTEGRITY' ? 'integrity' : 'delivery',
           target: this.options.nextHop,
           code: e.code,
           class: e.errorClass,
           message: e.message,
-          action: `retry in ${delay} ms`,
+          action: e.code === 'INTEGRITY' ? `resend from the spool in ${delay} ms` : `retry in ${delay} ms`,
         });
         await this.sleep(delay);
       }
@@ -257,6 +258,7 @@ export class Mover {
       let bytes = 0;
       for (const sop of batch) {
         const op = await this.spool.materialize(sop);
+        if (op.type === 'put' && op.sum !== undefined && crc32(op.data) !== op.sum) this.corrupted(sop);
         wire.push({ ...op, seq: sop.localSeq });
         bytes += sop.dataLength;
       }
@@ -270,6 +272,26 @@ export class Mover {
       if (currentBytes >= this.commitEveryBytes) closeGroup();
       while (groups.length >= this.maxGroups) await groups.shift()!.done;
     }
+  }
+
+  /**
+   * This relay's own copy of a put no longer matches the checksum taken where the
+   * data entered: never deliver it. The file stops, the failure is logged, and the
+   * writer must write the data again.
+   */
+  private corrupted(sop: SpooledOp): never {
+    const message = `the spooled copy of ${sop.file.host}${sop.file.path} at ${sop.op.type === 'put' ? sop.op.offset : 0} is corrupted (checksum mismatch); not delivered`;
+    this.options.log.error(message);
+    this.spool.block(sop.file, { code: 'INTEGRITY', message });
+    this.options.failures?.record({
+      kind: 'integrity',
+      target: `kangaroo://${sop.file.host}${sop.file.path}`,
+      code: 'INTEGRITY',
+      class: 'permanent',
+      message,
+      action: 'blocked: the data must be written again',
+    });
+    throw new KangarooError('ABORTED', message);
   }
 
   /**

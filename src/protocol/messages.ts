@@ -1,4 +1,5 @@
 import { KangarooError } from '../errors.js';
+import { crc32 } from '../util/crc32.js';
 import { Reader, Writer } from './codec.js';
 
 /**
@@ -32,7 +33,12 @@ interface Target {
 }
 
 export type OrderedOp =
-  | (Target & { type: 'put'; offset: number; data: Buffer })
+  /**
+   * sum: CRC-32 of data, computed where the data entered the system and checked
+   * where it is applied (end-to-end integrity); a sender may leave it out and the
+   * encoder computes it. Decoded puts always carry it.
+   */
+  | (Target & { type: 'put'; offset: number; sum?: number; data: Buffer })
   | (Target & { type: 'truncate'; size: number })
   | (Target & { type: 'mkdir'; mode: number })
   | (Target & { type: 'unlink' })
@@ -158,7 +164,7 @@ function readInfo(r: Reader): FileInfo {
 export function encodeBody(w: Writer, m: Message): void {
   switch (m.type) {
     case 'put':
-      w.u64(m.seq).str(m.host).str(m.path).u64(m.offset).blob(m.data);
+      w.u64(m.seq).str(m.host).str(m.path).u64(m.offset).u32(m.sum ?? crc32(m.data)).blob(m.data);
       return;
     case 'truncate':
       w.u64(m.seq).str(m.host).str(m.path).u64(m.size);
@@ -265,7 +271,7 @@ export function decodeBody(type: MessageType, buf: Buffer, start = 0, end = buf.
 function readBody(type: MessageType, r: Reader): Message {
   switch (type) {
     case 'put':
-      return { type, seq: r.u64(), host: r.str(), path: r.str(), offset: r.u64(), data: r.blob() };
+      return { type, seq: r.u64(), host: r.str(), path: r.str(), offset: r.u64(), sum: r.u32(), data: r.blob() };
     case 'truncate':
       return { type, seq: r.u64(), host: r.str(), path: r.str(), size: r.u64() };
     case 'mkdir':

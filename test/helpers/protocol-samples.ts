@@ -1,4 +1,5 @@
 import { Message, MessageType, NO_MODE, OrderedOp } from '../../src/protocol/messages.js';
+import { crc32 } from '../../src/util/crc32.js';
 
 /**
  * Sample messages of every type of the wire protocol, with boundary values
@@ -10,15 +11,11 @@ import { Message, MessageType, NO_MODE, OrderedOp } from '../../src/protocol/mes
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 const pattern = (n: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff));
 
-const put = (p: Partial<Extract<OrderedOp, { type: 'put' }>> = {}): OrderedOp => ({
-  type: 'put',
-  seq: 0,
-  host: 'dest.example:9094',
-  path: '/dir/file.txt',
-  offset: 0,
-  data: Buffer.from('hello'),
-  ...p,
-});
+/** A put as it decodes: with the checksum of its data (decoded puts always carry one). */
+const put = (p: Partial<Extract<OrderedOp, { type: 'put' }>> = {}): OrderedOp => {
+  const op = { type: 'put' as const, seq: 0, host: 'dest.example:9094', path: '/dir/file.txt', offset: 0, data: Buffer.from('hello'), ...p };
+  return { ...op, sum: p.sum ?? crc32(op.data) };
+};
 
 /** Samples of every message, with boundary values; ids vary so id handling is covered too. */
 export const SAMPLES: Record<MessageType, Message[]> = {

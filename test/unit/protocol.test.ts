@@ -139,16 +139,17 @@ const FIXTURES: { name: string; id: number; msg: Message; hex: string }[] = [
   {
     name: 'put',
     id: 1,
-    msg: { type: 'put', seq: 5, host: 'h:1', path: '/f', offset: 2, data: Buffer.from('hi') },
+    msg: { type: 'put', seq: 5, host: 'h:1', path: '/f', offset: 2, sum: 0xd8932aac, data: Buffer.from('hi') },
     hex: [
-      '00000028', // length: 40 bytes follow
-      '077b8d35', // crc32 of everything after it
+      '0000002c', // length: 44 bytes follow
+      '7744791f', // crc32 of everything after it
       '03', // opcode put
       '00000001', // id
       '0000000000000005', // seq
       '0003', '683a31', // host "h:1"
       '0002', '2f66', // path "/f"
       '0000000000000002', // offset
+      'd8932aac', // sum: crc32 of the data, taken where it entered the system
       '00000002', '6869', // data "hi"
     ].join(''),
   },

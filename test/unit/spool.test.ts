@@ -1,3 +1,4 @@
+import { crc32 } from '../../src/util/crc32.js';
 import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
@@ -75,7 +76,8 @@ type Comparable = Omit<OrderedOp, 'data'> & { data?: string };
 /** An op with its data as length + hash: deep-equal on large Buffers is slow and its diffs unreadable. */
 function norm(op: OrderedOp): Comparable {
   if (op.type !== 'put') return op;
-  return { ...op, data: `${op.data.length}:${crypto.createHash('sha256').update(op.data).digest('hex').slice(0, 16)}` };
+  // a put comes back with the checksum taken where it entered (the one it was sent with, or its data's)
+  return { ...op, sum: op.sum ?? crc32(op.data), data: `${op.data.length}:${crypto.createHash('sha256').update(op.data).digest('hex').slice(0, 16)}` };
 }
 
 /** The pending queue as comparable values: the op with its data loaded from the spool. */
