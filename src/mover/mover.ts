@@ -4,7 +4,9 @@ import { OrderedOp } from '../protocol/messages.js';
 import { crc32 } from '../util/crc32.js';
 import { Spool, SpooledOp } from '../spool/spool.js';
 import { Logger } from '../util/log.js';
-import { Backoff, BackoffPolicy, DEFAULT_BACKOFF } from './backoff.js';
+import { Backoff } from './backoff.js';
+import { DEFAULT_HANG, HangDetector, HangOptions } from './hang-detector.js';
+import { DEFAULT_RETRY, pauseRemainingMs, RetryPolicy } from './retry-policy.js';
 import { FailureLog } from './failure-log.js';
 import { RateLimiter } from './rate-limiter.js';
 
@@ -31,7 +33,9 @@ export interface MoverOptions {
   /** Whether this mover carries ops for a destination host. */
   carries: (host: string) => boolean;
   rateLimiter?: RateLimiter;
-  backoff?: BackoffPolicy;
+  /** Backoff, deadline and maintenance window for this next hop. */
+  retry?: RetryPolicy;
+  hang?: HangOptions;
   batchBytes?: number;
   commitEveryBytes?: number;
   maxGroupsInFlight?: number;
@@ -42,13 +46,15 @@ export interface MoverOptions {
 
 export interface MoverStatus {
   nextHop: string;
-  state: 'idle' | 'connecting' | 'sending' | 'backoff' | 'stopped';
+  state: 'idle' | 'connecting' | 'sending' | 'backoff' | 'paused' | 'stopped';
   connected: boolean;
   retries: number;
   bytesSent: number;
   bytesDelivered: number;
   opsDelivered: number;
   inflightOps: number;
+  hangs: number;
+  failingSinceMs: number | null;
   lastError: { code: string; message: string; at: string } | null;
   nextAttemptInMs: number | null;
 }
@@ -75,12 +81,18 @@ export class Mover {
   private readonly batchBytes: number;
   private readonly commitEveryBytes: number;
   private readonly maxGroups: number;
+  private readonly retry: RetryPolicy;
+  private readonly hang: HangDetector;
+  private hungReason: string | undefined;
+  private failingSince: number | undefined;
 
   constructor(
     private readonly spool: Spool,
     private readonly options: MoverOptions,
   ) {
-    this.backoff = new Backoff(options.backoff ?? DEFAULT_BACKOFF);
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.backoff = new Backoff(this.retry.backoff);
+    this.hang = new HangDetector(options.hang ?? DEFAULT_HANG);
     const rate = options.rateLimiter?.bytesPerSecond;
     // With a slow link, smaller frames keep the limiter smooth and acks frequent.
     this.batchBytes = options.batchBytes ?? (rate ? Math.max(64 * 1024, Math.min(1024 * 1024, rate / 8)) : 1024 * 1024);
@@ -122,6 +134,8 @@ export class Mover {
       bytesDelivered: this.bytesDelivered,
       opsDelivered: this.opsDelivered,
       inflightOps: this.inflight.size,
+      hangs: this.hang.hangs,
+      failingSinceMs: this.failingSince ? Date.now() - this.failingSince : null,
       lastError: this.lastError,
       nextAttemptInMs: this.nextAttemptAt ? Math.max(0, Math.round(this.nextAttemptAt - Date.now())) : null,
     };
@@ -147,6 +161,14 @@ export class Mover {
         await this.sleep(60_000);
         continue;
       }
+      const paused = pauseRemainingMs(this.retry);
+      if (paused > 0) {
+        // maintenance window of the next hop: no attempt until it ends
+        this.state = 'paused';
+        this.nextAttemptAt = Date.now() + paused;
+        await this.sleep(Math.min(paused, 60_000));
+        continue;
+      }
       try {
         if (!this.client || this.client.closed) {
           this.state = 'connecting';
@@ -167,14 +189,23 @@ export class Mover {
         }
         this.backoff.reset();
         this.nextAttemptAt = undefined;
+        this.failingSince = undefined;
       } catch (err) {
-        const e = KangarooError.from(err);
+        let e = KangarooError.from(err);
+        const hung = this.hungReason;
+        this.hungReason = undefined;
+        if (hung) e = new KangarooError('TIMEOUT', hung);
         this.client?.destroy();
         this.client = undefined;
         for (const sop of this.inflight) sop.inflight = false;
         this.inflight.clear();
         if (this.stopped) break;
         if (e.code === 'ABORTED') continue; // a file was blocked; go on with the others at once
+        this.failingSince ??= Date.now();
+        if (this.retry.deadlineMs !== undefined && Date.now() - this.failingSince > this.retry.deadlineMs) {
+          this.giveUp(e);
+          continue;
+        }
         this.retries++;
         this.lastError = { code: e.code, message: e.message, at: new Date().toISOString() };
         const delay = this.backoff.next();
@@ -182,16 +213,38 @@ export class Mover {
         this.state = 'backoff';
         this.options.log.warn(`delivery to ${this.options.nextHop} failed (${e.code}: ${e.message}); retry ${this.retries} in ${delay} ms`);
         this.options.failures?.record({
-          kind: e.code === 'INTEGRITY' ? 'integrity' : 'delivery',
+          kind: hung ? 'hang' : e.code === 'INTEGRITY' ? 'integrity' : 'delivery',
           target: this.options.nextHop,
           code: e.code,
           class: e.errorClass,
           message: e.message,
-          action: e.code === 'INTEGRITY' ? `resend from the spool in ${delay} ms` : `retry in ${delay} ms`,
+          action: hung ? `aborted; retry in ${delay} ms` : e.code === 'INTEGRITY' ? `resend from the spool in ${delay} ms` : `retry in ${delay} ms`,
         });
         await this.sleep(delay);
       }
     }
+  }
+
+  /** The deadline of the retry policy passed: stop, keep everything spooled, say why. */
+  private giveUp(last: KangarooError): void {
+    const minutes = Math.round(this.retry.deadlineMs! / 60_000);
+    const reason = { code: 'DEADLINE', message: `${this.options.nextHop} unreachable for longer than the retry deadline (${minutes} min); last error ${last.code}: ${last.message}` };
+    let files = 0;
+    for (const host of this.spool.hosts()) {
+      if (!this.options.carries(host)) continue;
+      const seen = new Set<unknown>();
+      for (const sop of this.spool.queue(host).values()) {
+        if (seen.has(sop.file) || sop.file.blocked) continue;
+        seen.add(sop.file);
+        this.spool.block(sop.file, reason);
+        files++;
+      }
+    }
+    this.failingSince = undefined;
+    this.backoff.reset();
+    this.lastError = { code: reason.code, message: reason.message, at: new Date().toISOString() };
+    this.options.log.error(`${reason.message}: delivery of ${files} file(s) stopped; kangaroo retry starts again`);
+    this.options.failures?.record({ kind: 'delivery', target: this.options.nextHop, code: 'DEADLINE', class: 'permanent', message: reason.message, action: `stopped ${files} file(s); data kept in the spool` });
   }
 
   private hasWork(): boolean {
@@ -220,18 +273,43 @@ export class Mover {
 
   /** Sends until nothing is left, then returns once everything sent is committed. */
   private async pump(client: RelayClient): Promise<void> {
+    this.hang.progress();
+    const watchdog = setInterval(() => {
+      let bytes = 0;
+      for (const sop of this.inflight) bytes += sop.dataLength + 64;
+      if (this.hang.isHung(bytes)) {
+        this.hang.hangs++;
+        this.hungReason = `no progress from ${this.options.nextHop} for ${Math.round(this.hang.limitMs(bytes) / 1000)} s with ${bytes} bytes in flight (hung transfer)`;
+        this.options.log.warn(this.hungReason);
+        client.destroy();
+      }
+    }, 500);
+    try {
+      await this.pumpGroups(client);
+    } finally {
+      clearInterval(watchdog);
+    }
+  }
+
+  private async pumpGroups(client: RelayClient): Promise<void> {
     const groups: Group[] = [];
     let current: SpooledOp[] = [];
     let currentBytes = 0;
     let bulks: Promise<void>[] = [];
+    let groupStart = Date.now();
     const closeGroup = () => {
       const ops = current;
       const replies = bulks;
+      const started = groupStart;
       current = [];
       currentBytes = 0;
       bulks = [];
       const committed = client.commit();
       const done = Promise.all([...replies, committed]).then(() => {
+        this.hang.progress();
+        let bytes = 0;
+        for (const sop of ops) bytes += sop.dataLength;
+        this.hang.recordTransfer(bytes, Date.now() - started);
         this.spool.markDelivered(ops);
         for (const sop of ops) this.inflight.delete(sop);
         this.opsDelivered += ops.length;
@@ -263,7 +341,11 @@ export class Mover {
         bytes += sop.dataLength;
       }
       if (this.options.rateLimiter) await this.options.rateLimiter.take(bytes + 64 * batch.length);
-      const reply = client.bulk(wire).then((errors) => this.onBulkErrors(batch, errors));
+      if (current.length === 0) groupStart = Date.now();
+      const reply = client.bulk(wire).then((errors) => {
+        this.hang.progress();
+        this.onBulkErrors(batch, errors);
+      });
       reply.catch(() => undefined);
       bulks.push(reply);
       this.bytesSent += bytes;

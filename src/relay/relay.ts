@@ -7,7 +7,9 @@ import { canonicalHost, formatHostPort, normalizePath, parseHostPort } from '../
 import { KangarooError } from '../errors.js';
 import { Backoff } from '../mover/backoff.js';
 import { FailureLog } from '../mover/failure-log.js';
+import { DEFAULT_HANG, HangOptions } from '../mover/hang-detector.js';
 import { Mover } from '../mover/mover.js';
+import { DEFAULT_RETRY, parseRetryPolicy, RetryPolicy } from '../mover/retry-policy.js';
 import { RateLimiter } from '../mover/rate-limiter.js';
 import { DEFAULT_MAX_FRAME, encodeFrameBuffer } from '../protocol/frame.js';
 import { DirEntry, FileInfo, OrderedOp, Request } from '../protocol/messages.js';
@@ -44,6 +46,10 @@ export interface RelayOptions {
   allow?: string[];
   /** Most client connections at once; more are refused with a clear error. */
   maxConnections?: number;
+  /** Retry policies per next hop (`NAME=initial=..,max=..,deadline=..,pause=HH:MM-HH:MM`, NAME may be `*`). */
+  retry?: string[];
+  /** Hung-transfer detection. */
+  hang?: Partial<HangOptions>;
   log?: Logger;
 }
 
@@ -73,10 +79,15 @@ export class Relay {
   private watermarks: Watermarks | undefined;
   private closing = false;
   readonly access: AccessPolicy;
+  private retryPolicies = new Map<string, RetryPolicy>();
 
   private constructor(private readonly options: RelayOptions) {
     this.access = new AccessPolicy({ secret: options.secret, allow: options.allow });
     this.forwarder = new Forwarder(options.secret);
+    for (const spec of options.retry ?? []) {
+      const { name, policy } = parseRetryPolicy(spec);
+      this.retryPolicies.set(name === '*' ? '*' : canonicalHost(name), policy);
+    }
     this.maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.log = options.log ?? createLogger('relay');
     this.routing = new RoutingTable(options.routes ?? []);
@@ -173,6 +184,8 @@ export class Relay {
         log: this.log,
         failures: this.failures,
         secret: this.options.secret,
+        retry: this.retryPolicies.get(nextHop) ?? this.retryPolicies.get('*') ?? DEFAULT_RETRY,
+        hang: { ...DEFAULT_HANG, ...this.options.hang },
       });
       this.movers.set(nextHop, m);
       m.start();

@@ -24,6 +24,9 @@ export function register(y: Argv): Argv {
     .option('buffer-wait', { type: 'string', default: '120s', describe: 'pipe mode: how long a reader waits for a first writer' })
     .option('buffer-idle', { type: 'string', default: '10m', describe: 'pipe mode: drop a buffer untouched this long' })
     .option('max-buffers', { type: 'number', default: 256, describe: 'pipe mode: buffers this relay hosts at once' })
+    .option('retry', { type: 'string', array: true, default: [] as string[], describe: 'NAME=initial=1s,max=5m[,deadline=2h][,pause=02:00-03:00]: retry policy for a next hop (NAME may be *); repeatable' })
+    .option('hang-floor-rate', { type: 'string', default: '1MB', describe: 'rate assumed for hung-transfer detection until a route has history' })
+    .option('hang-allowance', { type: 'string', default: '10s', describe: 'time a transfer may make no progress on top of what its size needs' })
     .option('secret-file', { type: 'string', describe: 'require clients to prove this shared secret (challenge-response); also proven to next hops' })
     .option('allow', { type: 'string', array: true, default: [] as string[], describe: 'CIDR allowed to connect (repeatable); add 127.0.0.1/32 for this machine\'s own clients' })
     .option('max-connections', { type: 'number', default: 1024, describe: 'client connections at once; more are refused with a clear error' })
@@ -52,6 +55,8 @@ export function register(y: Argv): Argv {
     secret: argv['secret-file'] ? readSecretFile(argv['secret-file']) : undefined,
     allow: argv.allow,
     maxConnections: argv['max-connections'],
+    retry: argv.retry,
+    hang: { floorBytesPerSecond: parseBytes(argv['hang-floor-rate']), baseMs: parseDuration(argv['hang-allowance']) },
     log,
   });
   log.info(
