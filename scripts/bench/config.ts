@@ -11,6 +11,10 @@ export interface BenchConfig {
   /** Number of small files in the bulk-frame runs (measurement 4). */
   bulkFiles: number;
   bulkFileBytes: number;
+  /** Measurement 5, the three-stage pipeline (files one after another against grid buffers at once). */
+  pipeline: boolean;
+  pipelineRecords: number;
+  pipelineMsPerRecord: number;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -20,6 +24,10 @@ Measures the relay against baselines taken in the same run and prints ratios.
   --repeats N        repeat every measurement N times and report medians (default 3, quick 1)
   --mib N            MiB written by the disk, put and delivery measurements (default 256, quick 32)
   --bulk-files N     small files in the bulk-frame runs (default 1000)
+  --pipeline         run the three-stage pipeline measurement (the default)
+  --no-pipeline      skip it (it needs FUSE and python3)
+  --pipeline-records N   records through the pipeline (default 200, quick 100)
+  --pipeline-ms N    compute per record and stage, in ms (default 20)
   --help             this text
 
 Relays run from dist/cli/main.js: run "npm run build" after changing src/.
@@ -41,6 +49,10 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
       repeats: { type: 'string' },
       mib: { type: 'string' },
       'bulk-files': { type: 'string' },
+      pipeline: { type: 'boolean' },
+      'no-pipeline': { type: 'boolean' },
+      'pipeline-records': { type: 'string' },
+      'pipeline-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -48,6 +60,7 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
   });
   if (values.help) return undefined;
   const quick = values.quick ?? false;
+  if (values.pipeline && values['no-pipeline']) throw new Error('--pipeline and --no-pipeline contradict each other');
   return {
     quick,
     repeats: positiveInt('repeats', values.repeats, quick ? 1 : 3),
@@ -55,5 +68,8 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
     bwlimit: '10MB',
     bulkFiles: positiveInt('bulk-files', values['bulk-files'], 1000),
     bulkFileBytes: 4096,
+    pipeline: !values['no-pipeline'],
+    pipelineRecords: positiveInt('pipeline-records', values['pipeline-records'], quick ? 100 : 200),
+    pipelineMsPerRecord: positiveInt('pipeline-ms', values['pipeline-ms'], 20),
   };
 }

@@ -4,6 +4,7 @@ import { BulkRun } from './bulk-frames.js';
 import { BenchConfig } from './config.js';
 import { DeliveryRun } from './delivery.js';
 import { CodeInfo, MachineInfo } from './machine.js';
+import { PipelineRun } from './pipeline.js';
 import { PutThrottledRun } from './put-throttled.js';
 import { Ratio, Series } from './stats.js';
 
@@ -17,6 +18,18 @@ export interface BulkSummary {
   /** From commit until the last file's push returned (second round). */
   deliveryMs: Series;
   runs: BulkRun[];
+}
+
+export interface PipelineSummary {
+  /** Stages one after another through remote files (pushes included). */
+  fileMs: Series;
+  /** The same stages at once through grid buffers. */
+  pipeMs: Series;
+  /** pipe / file: lower is better; the target is a ceiling. */
+  pipeVsFile: Ratio;
+  /** Final outputs of both modes byte-identical in every run. */
+  identicalEveryRun: boolean;
+  runs: PipelineRun[];
 }
 
 export interface BenchResults {
@@ -42,6 +55,8 @@ export interface BenchResults {
   bulkBatching: BulkSummary;
   bulkVsNoBatching: Ratio;
   bulkVsNoBatchingFirstRound: Ratio;
+  /** Null when skipped (--no-pipeline). */
+  pipeline: PipelineSummary | null;
 }
 
 export interface BenchRecord {
@@ -62,7 +77,8 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 function ratioCells(r: Ratio, suffix = ''): [string, string, string] {
   const range = r.runs.length > 1 ? `${num(r.min)}-${num(r.max)}${suffix}` : '-';
-  const target = r.target === null ? 'info' : `>= ${num(r.target)}${suffix} ${r.met ? 'ok' : 'BELOW'}`;
+  const max = r.bound === 'max';
+  const target = r.target === null ? 'info' : `${max ? '<=' : '>='} ${num(r.target)}${suffix} ${r.met ? 'ok' : max ? 'ABOVE' : 'BELOW'}`;
   return [`${num(r.median)}${suffix}`, range, target];
 }
 
@@ -90,6 +106,14 @@ export function formatReport(rec: BenchRecord): string {
     [`4  ${c.bulkFiles} x ${c.bulkFileBytes / 1024} KiB files (truncate+put), no batching`, ops(r.bulkNoBatching.opsPerSecond.median), base, '', '', ''],
     ['   same with bulk frames (default client)', ops(r.bulkBatching.opsPerSecond.median), `no batching`, ...ratioCells(r.bulkVsNoBatching, 'x')],
   ];
+  const pl = r.pipeline;
+  if (pl) {
+    const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+    rows.push(
+      [`5  pipeline, 3 python stages x ${c.pipelineRecords} records: files, one after another`, secs(pl.fileMs.median), base, '', '', ''],
+      ['   the same programs and names as grid buffers, at once', secs(pl.pipeMs.median), `files ${secs(pl.fileMs.median)}`, ...ratioCells(pl.pipeVsFile)],
+    );
+  }
   const held = r.put.runs.map((x) => mib(x.heldAtCommit)).join(', ');
   const notes = [
     `2  at commit the destination held ${held} of ${s}: delivery still pending ` +
@@ -104,6 +128,18 @@ export function formatReport(rec: BenchRecord): string {
     `   delivery of the ${c.bulkFiles} files to the destination after commit: ${(r.bulkNoBatching.deliveryMs.median / 1000).toFixed(2)} s (no batching), ` +
       `${(r.bulkBatching.deliveryMs.median / 1000).toFixed(2)} s (batching)`,
   ];
+  if (pl) {
+    const last = pl.runs[pl.runs.length - 1]!;
+    const list = (v: number[]) => v.map((x) => (x / 1000).toFixed(2)).join(' / ');
+    notes.push(
+      `5  ${c.pipelineMsPerRecord} ms of compute per record and stage; stages 1 and 3 on mount m1 (relay A), stage 2 on mount m2 (relay B); ` +
+        `only the name service file differs between the modes (remote files on a destination relay / buffers on A and B)`,
+      `   last run: file mode stages ${list(last.fileStageMs)} s, pushes ${list(last.filePushMs)} s; ` +
+        `pipe mode stages ended at ${list(last.pipeStageEndMs)} s; final outputs ${pl.identicalEveryRun ? 'byte-identical in every run' : 'DIFFERENT'} ` +
+        `(${last.finalBytes} bytes, sha256 ${last.finalSha256.slice(0, 16)}…); buffer relays' peak RSS ` +
+        last.bufferRelayPeakRssBytes.map((b) => `${(b / 1e6).toFixed(0)} MB`).join(' / '),
+    );
+  }
   const header =
     `kangaroo ${rec.code.version} relay benchmark, ${rec.mode} mode, ` +
     `${c.repeats === 1 ? '1 run' : `median of ${c.repeats} runs`} (ratios are per run, then the median)\n` +

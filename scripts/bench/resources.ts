@@ -25,9 +25,21 @@ export function interrupted(): NodeJS.Signals | undefined {
   return interruptedBy;
 }
 
+/**
+ * Something to undo before the children are killed (a FUSE mount: killing its
+ * process would leave a dead mount point). `run` is tried first; `runSync` is the
+ * last resort in an exit handler.
+ */
+export interface Undo {
+  name: string;
+  run: () => Promise<void>;
+  runSync: () => void;
+}
+
 export class Resources {
   private children: Tracked[] = [];
   private dirs: string[] = [];
+  private undos: Undo[] = [];
   private released = false;
 
   constructor(readonly label: string) {
@@ -48,6 +60,15 @@ export class Resources {
     this.children.push(t);
   }
 
+  /** Registers an undo, run (newest first) before the children are killed. */
+  defer(u: Undo): void {
+    if (this.released) {
+      u.runSync();
+      throw new Error(`${this.label}: already released`);
+    }
+    this.undos.push(u);
+  }
+
   /** Logs of the children, for an error report. */
   logs(): string {
     return this.children
@@ -61,6 +82,9 @@ export class Resources {
     if (this.released) return;
     this.released = true;
     live.delete(this);
+    for (const u of this.undos.reverse()) {
+      await u.run().catch((err: unknown) => process.stderr.write(`\n${this.label}: undo ${u.name}: ${err instanceof Error ? err.message : String(err)}\n`));
+    }
     await Promise.all(this.children.map((c) => killAndWait(c.child)));
     await Promise.all(this.dirs.map((d) => fsp.rm(d, { recursive: true, force: true })));
   }
@@ -70,6 +94,13 @@ export class Resources {
     if (this.released) return;
     this.released = true;
     live.delete(this);
+    for (const u of this.undos.reverse()) {
+      try {
+        u.runSync();
+      } catch {
+        // best effort on the way out
+      }
+    }
     for (const c of this.children) killByPid(c.child);
     for (const d of this.dirs) fs.rmSync(d, { recursive: true, force: true });
   }

@@ -8,6 +8,7 @@ import { BenchConfig, parseConfig, USAGE } from './config.js';
 import { makePayload } from './data.js';
 import { delivery, DeliveryRun } from './delivery.js';
 import { codeInfo, machineInfo } from './machine.js';
+import { pipeline, PipelineRun } from './pipeline.js';
 import { putThrottled, PutThrottledRun } from './put-throttled.js';
 import { BenchRecord, BenchResults, formatReport, writeRecord } from './report.js';
 import { installExitHandlers, interrupted, Resources, withResources } from './resources.js';
@@ -41,6 +42,7 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     direct: [] as DeliveryRun[],
     bulkOff: [] as BulkRun[],
     bulkOn: [] as BulkRun[],
+    pipeline: [] as PipelineRun[],
   };
   const step = async <T>(label: string, timeoutMs: number, body: (res: Resources) => Promise<T>, show: (v: T) => string) => {
     progress(`  ${label} ... `);
@@ -67,6 +69,15 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
       `${Math.round(v.opsPerSecond)} ops/s (first round ${Math.round(v.firstRound.opsPerSecond)}); delivery ${(v.deliveryMs / 1000).toFixed(1)} s`;
     raw.bulkOff.push(await step('bulk, no batching', 120_000, bulk(false), opsText));
     raw.bulkOn.push(await step('bulk, batching', 120_000, bulk(true), opsText));
+    if (config.pipeline) {
+      // sequential file mode takes about 3 x records x ms, plus start-up of 3 relays and 2 mounts
+      const budget = 90_000 + 10 * config.pipelineRecords * config.pipelineMsPerRecord;
+      raw.pipeline.push(
+        await step('pipeline, files then buffers', budget, (res) => pipeline(cli, res, config.pipelineRecords, config.pipelineMsPerRecord), (v) =>
+          `files ${(v.fileMs / 1000).toFixed(2)} s, pipe ${(v.pipeMs / 1000).toFixed(2)} s (${v.ratio.toFixed(2)}), outputs identical`,
+        ),
+      );
+    }
   }
 
   const disk = raw.disk.map((r) => r.mbps);
@@ -111,6 +122,19 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     bulkBatching: bulkSummary(raw.bulkOn),
     bulkVsNoBatching: ratio('bulk frames (batching client)', 'one frame per op (batching: false)', on, off, 5),
     bulkVsNoBatchingFirstRound: ratio('bulk frames, first round on new relays', 'one frame per op, first round on new relays', onFirst, offFirst, null),
+    pipeline: raw.pipeline.length > 0 ? pipelineSummary(raw.pipeline) : null,
+  };
+}
+
+function pipelineSummary(runs: PipelineRun[]): NonNullable<BenchResults['pipeline']> {
+  const file = runs.map((r) => r.fileMs);
+  const pipe = runs.map((r) => r.pipeMs);
+  return {
+    fileMs: series('ms', file),
+    pipeMs: series('ms', pipe),
+    pipeVsFile: ratio('three-stage pipeline through grid buffers, stages at once', 'the same stages through remote files, one after another', pipe, file, 0.6, 'max'),
+    identicalEveryRun: runs.every((r) => r.identical),
+    runs,
   };
 }
 
@@ -136,7 +160,9 @@ async function main(): Promise<void> {
   const loadAtStart = os.loadavg();
   progress(
     `kangaroo relay benchmark (${config.quick ? 'quick' : 'normal'}): ${config.repeats} run(s), ${config.mib} MiB, ` +
-      `${config.bulkFiles} small files; relays from ${path.relative(root, cli)}\n`,
+      `${config.bulkFiles} small files` +
+      (config.pipeline ? `, pipeline of ${config.pipelineRecords} records x ${config.pipelineMsPerRecord} ms` : '') +
+      `; relays from ${path.relative(root, cli)}\n`,
   );
   const results = await measure(config, cli);
   const rec: BenchRecord = {

@@ -35,13 +35,16 @@ export function series(unit: string, runs: number[]): Series {
 export interface Ratio extends Series {
   of: string;
   against: string;
-  /** The design target (ratio at least this), or null for information only. */
+  /** The design target, or null for information only. */
   target: number | null;
+  /** Whether the target is a floor (the ratio should be at least it) or a ceiling (at most it). */
+  bound: 'min' | 'max';
   met: boolean | null;
 }
 
-export function ratio(of: string, against: string, num: number[], den: number[], target: number | null): Ratio {
+export function ratio(of: string, against: string, num: number[], den: number[], target: number | null, bound: 'min' | 'max' = 'min'): Ratio {
   const runs = num.map((n, i) => n / den[i]!);
   const s = series('x', runs);
-  return { ...s, of, against, target, met: target === null ? null : s.median >= target };
+  const met = target === null ? null : bound === 'min' ? s.median >= target : s.median <= target;
+  return { ...s, of, against, target, bound, met };
 }

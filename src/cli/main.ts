@@ -5,6 +5,7 @@ import { register as registerDemo } from './commands/demo.js';
 import { register as registerGns } from './commands/gns.js';
 import { register as registerMount } from './commands/mount.js';
 import { register as registerRelay } from './commands/relay.js';
+import { register as registerRun } from './commands/run.js';
 import { register as registerStatus } from './commands/status.js';
 import { register as registerTransfer } from './commands/transfer.js';
 import { protectStdioArgs } from './defaults.js';
@@ -25,7 +26,7 @@ const base = yargs(protectStdioArgs(hideBin(process.argv)))
     describe: 'shared secret for relays that require one (default: $KANGAROO_SECRET_FILE)',
   });
 let cli = base as unknown as Argv;
-for (const register of [registerRelay, registerTransfer, registerStatus, registerMount, registerGns, registerDemo]) cli = register(cli);
+for (const register of [registerRelay, registerTransfer, registerStatus, registerMount, registerRun, registerGns, registerDemo]) cli = register(cli);
 
 cli
   .demandCommand(1, 'Name a command; see kangaroo --help.')

@@ -6,22 +6,22 @@ import path from 'node:path';
 import { KangarooError } from '../errors.js';
 
 /**
- * How `kangaroo umount` talks to the process serving a mount: a Unix socket,
- * one JSON request, answered by JSON lines (progress, then the result). The
- * serving process is the only one that can commit what it holds.
+ * How `kangaroo umount` (and `kangaroo run --mount`) talk to the process serving a
+ * mount: a Unix socket, one JSON request, answered by JSON lines (progress, then
+ * the result). The serving process is the only one that can commit what it holds.
+ * `unmount` commits and unmounts; `commit` commits and keeps the mount.
  */
 
 export interface ControlRequest {
-  cmd: 'unmount';
+  cmd: 'unmount' | 'commit';
   push: boolean;
 }
 
+type ControlHandler = (push: boolean, progress: (pendingBytes: number) => void) => Promise<{ ok: boolean; message: string }>;
+
 export type ControlMessage = { progress: { pendingBytes: number } } | { done: true; ok: boolean; message: string };
 
-export async function serveControl(
-  socketPath: string,
-  onUnmount: (push: boolean, progress: (pendingBytes: number) => void) => Promise<{ ok: boolean; message: string }>,
-): Promise<net.Server> {
+export async function serveControl(socketPath: string, onUnmount: ControlHandler, onCommit?: ControlHandler): Promise<net.Server> {
   await fsp.mkdir(path.dirname(socketPath), { recursive: true });
   await fsp.rm(socketPath, { force: true });
   const server = net.createServer((sock) => {
@@ -37,15 +37,18 @@ export async function serveControl(
         sock.end(JSON.stringify({ done: true, ok: false, message: 'bad control request' }) + '\n');
         return;
       }
-      if (req.cmd !== 'unmount') {
+      const handler = req.cmd === 'unmount' ? onUnmount : req.cmd === 'commit' ? onCommit : undefined;
+      if (!handler) {
         sock.end(JSON.stringify({ done: true, ok: false, message: `unknown command ${String(req.cmd)}` }) + '\n');
         return;
       }
       const send = (m: ControlMessage) => sock.writable && sock.write(JSON.stringify(m) + '\n');
-      void onUnmount(!!req.push, (pendingBytes) => send({ progress: { pendingBytes } })).then((r) => {
-        send({ done: true, ...r });
-        sock.end();
-      });
+      void handler(!!req.push, (pendingBytes) => send({ progress: { pendingBytes } }))
+        .catch((err: unknown) => ({ ok: false, message: `${KangarooError.from(err).code}: ${KangarooError.from(err).message}` }))
+        .then((r) => {
+          send({ done: true, ...r });
+          sock.end();
+        });
     });
     sock.on('error', () => undefined);
   });
@@ -57,11 +60,16 @@ export async function serveControl(
 }
 
 /** Asks a mount process to unmount; resolves with its result. */
-export function requestUnmount(
-  socketPath: string,
-  push: boolean,
-  onProgress: (pendingBytes: number) => void,
-): Promise<{ ok: boolean; message: string }> {
+export function requestUnmount(socketPath: string, push: boolean, onProgress: (pendingBytes: number) => void): Promise<{ ok: boolean; message: string }> {
+  return request(socketPath, { cmd: 'unmount', push }, onProgress);
+}
+
+/** Asks a mount process to commit everything written through it (with push: and deliver it), keeping the mount. */
+export function requestCommit(socketPath: string, push: boolean, onProgress: (pendingBytes: number) => void): Promise<{ ok: boolean; message: string }> {
+  return request(socketPath, { cmd: 'commit', push }, onProgress);
+}
+
+function request(socketPath: string, req: ControlRequest, onProgress: (pendingBytes: number) => void): Promise<{ ok: boolean; message: string }> {
   return new Promise((resolve, reject) => {
     if (!fs.existsSync(socketPath)) {
       reject(new KangarooError('NOT_FOUND', 'no kangaroo mount process serves that directory'));
@@ -70,7 +78,7 @@ export function requestUnmount(
     const sock = net.connect(socketPath);
     let buf = '';
     let result: { ok: boolean; message: string } | undefined;
-    sock.on('connect', () => sock.write(JSON.stringify({ cmd: 'unmount', push } satisfies ControlRequest) + '\n'));
+    sock.on('connect', () => sock.write(JSON.stringify(req) + '\n'));
     sock.on('data', (d) => {
       buf += d.toString();
       let nl: number;

@@ -124,14 +124,7 @@ export class KangarooMount {
     let pending = await this.pendingOnRelay();
     if (push && !problem) {
       try {
-        const client = await this.link.get();
-        const timer = setInterval(() => void this.pendingOnRelay().then((p) => onProgress?.(p.bytes)), 500);
-        try {
-          for (const f of pending.files) await client.push(f.host, f.path);
-        } finally {
-          clearInterval(timer);
-        }
-        pending = await this.pendingOnRelay();
+        pending = await this.pushPending(pending.files, onProgress);
       } catch (err) {
         const e = KangarooError.from(err);
         problem = `push failed: ${e.code}: ${e.message}`;
@@ -160,6 +153,36 @@ export class KangarooMount {
       message += ` (relay ${this.relayAddress} delivers it; kangaroo status shows progress)`;
     }
     return { ok: !problem, message };
+  }
+
+  /**
+   * Commits everything written through the mount and keeps it mounted (`kangaroo run --mount`
+   * after its command exits); with push, also waits until the relay has delivered it.
+   */
+  async commit(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
+    if (this.unmounting) return { ok: false, message: 'the mount is being unmounted' };
+    try {
+      await this.ops.commitAll();
+      if (!push) return { ok: true, message: 'everything written is committed' };
+      const pending = await this.pushPending((await this.pendingOnRelay()).files, onProgress);
+      if (pending.files.length === 0) return { ok: true, message: 'everything written is delivered to its destination' };
+      return { ok: false, message: `${pending.files.length} file(s), ${formatBytes(pending.bytes)} still pending at ${this.relayAddress}` };
+    } catch (err) {
+      const e = KangarooError.from(err);
+      return { ok: false, message: `${push ? 'commit or push' : 'commit'} failed: ${e.code}: ${e.message}` };
+    }
+  }
+
+  /** Pushes each file the relay still holds; resolves with what is pending afterwards. */
+  private async pushPending(files: { host: string; path: string }[], onProgress?: (pendingBytes: number) => void) {
+    const client = await this.link.get();
+    const timer = setInterval(() => void this.pendingOnRelay().then((p) => onProgress?.(p.bytes)), 500);
+    try {
+      for (const f of files) await client.push(f.host, f.path);
+    } finally {
+      clearInterval(timer);
+    }
+    return this.pendingOnRelay();
   }
 
   private async pendingOnRelay(): Promise<{ bytes: number; files: { host: string; path: string }[] }> {

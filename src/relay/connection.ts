@@ -35,6 +35,8 @@ export class Connection {
   private buffers: BufferSession;
   /** Reply bytes promised (gets in progress) and not yet written: bounds what a peer that never reads can cost. */
   private reservedReplyBytes = 0;
+  /** Buffer writes taken but not yet in their buffer (a writer far ahead waits there): they count too. */
+  private pendingBufWriteBytes = 0;
   private roomWaiters: (() => void)[] = [];
 
   constructor(
@@ -57,6 +59,10 @@ export class Connection {
     socket.on('error', () => this.close());
     socket.on('close', () => this.close());
     socket.on('drain', () => this.wakeRoom());
+  }
+
+  private maybeResume(): void {
+    if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.pendingBufWriteBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
   }
 
   private wakeRoom(): void {
@@ -83,7 +89,7 @@ export class Connection {
     }
     this.queue.push({ frame, bytes });
     this.queuedBytes += bytes;
-    if (this.queuedBytes > MAX_QUEUED_BYTES) this.socket.pause();
+    if (this.queuedBytes > MAX_QUEUED_BYTES || this.pendingBufWriteBytes > MAX_QUEUED_BYTES) this.socket.pause();
     if (!this.processing) void this.process();
   }
 
@@ -101,7 +107,7 @@ export class Connection {
           this.reply(frame.id, { type: 'error', code: e.code, message: e.message });
         }
         this.queuedBytes -= bytes;
-        if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
+        this.maybeResume();
       }
     } finally {
       this.processing = false;
@@ -209,9 +215,17 @@ export class Connection {
         return;
       }
       case 'bufWrite': {
+        const bytes = msg.data.length;
+        this.pendingBufWriteBytes += bytes;
+        if (this.pendingBufWriteBytes > MAX_QUEUED_BYTES) this.socket.pause();
         const pending = this.buffers.write(msg.handle, msg.offset, msg.data);
         this.background(id, async () => {
-          await pending;
+          try {
+            await pending;
+          } finally {
+            this.pendingBufWriteBytes -= bytes;
+            this.maybeResume();
+          }
           return { type: 'ok' };
         });
         return;

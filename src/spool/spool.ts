@@ -133,6 +133,7 @@ export class Spool extends EventEmitter {
     // no watermarks). Start another one with the recovered state; the stale one is idle and goes.
     journal.rotate();
     await spool.deleteIdleSegments();
+    spool.peakBytes = journal.bytes;
     return spool;
   }
 

@@ -21,6 +21,12 @@ export function register(y: Argv): Argv {
           .option('gns', { type: 'string', describe: 'name service file (NAME MODE TARGET lines); edits apply at the next open' })
           .option('backing', { type: 'string', describe: 'where other names under the mount are stored (default: a directory of the mount\'s own)' })
           .option('ready-file', { type: 'string', describe: 'write this file once mounted (for scripts)' })
+          .option('stdin-lifeline', {
+            type: 'boolean',
+            default: false,
+            hidden: true,
+            describe: 'unmount (committing everything) when standard input closes: the mount ends with the process that started it (kangaroo run)',
+          })
           .option('cache', { type: 'string', default: '256MiB', describe: 'read cache size' })
           .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
           .example('$0 mount /mnt/k', 'then: cp data.bin /mnt/k/kangaroo/archive.example/run7/'),
@@ -53,7 +59,7 @@ export function register(y: Argv): Argv {
           setImmediate(() => process.exit(r.ok ? 0 : 1));
           return r;
         };
-        const server = await serveControl(socketPath, finish);
+        const server = await serveControl(socketPath, finish, (push, progress) => mount.commit(push, progress));
         process.stdout.write(
           `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
             `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''})\n`,
@@ -61,6 +67,12 @@ export function register(y: Argv): Argv {
         if (argv['ready-file']) {
           await fsp.writeFile(`${argv['ready-file']}.tmp`, `${mountpoint}\n`);
           await fsp.rename(`${argv['ready-file']}.tmp`, argv['ready-file']);
+        }
+        if (argv['stdin-lifeline']) {
+          process.stdin.on('data', () => undefined);
+          process.stdin.once('close', () => {
+            if (!finishing) void finish(false);
+          });
         }
         for (const sig of ['SIGINT', 'SIGTERM'] as const) {
           process.on(sig, () => {
