@@ -15,6 +15,9 @@ export interface BenchConfig {
   pipeline: boolean;
   pipelineRecords: number;
   pipelineMsPerRecord: number;
+  /** Measurement 6, the mount: dd through it, re-reads. */
+  mount: boolean;
+  mountMib: number;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -28,6 +31,8 @@ Measures the relay against baselines taken in the same run and prints ratios.
   --no-pipeline      skip it (it needs FUSE and python3)
   --pipeline-records N   records through the pipeline (default 200, quick 100)
   --pipeline-ms N    compute per record and stage, in ms (default 20)
+  --no-mount         skip measurement 6, the mount (it needs FUSE)
+  --mount-mib N      MiB dd writes through the mount (default 1024, quick 128)
   --help             this text
 
 Relays run from dist/cli/main.js: run "npm run build" after changing src/.
@@ -53,6 +58,8 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
       'no-pipeline': { type: 'boolean' },
       'pipeline-records': { type: 'string' },
       'pipeline-ms': { type: 'string' },
+      'no-mount': { type: 'boolean' },
+      'mount-mib': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -67,6 +74,8 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
     mib: positiveInt('mib', values.mib, quick ? 32 : 256),
     bwlimit: '10MB',
     bulkFiles: positiveInt('bulk-files', values['bulk-files'], 1000),
+    mount: !values['no-mount'],
+    mountMib: positiveInt('mount-mib', values['mount-mib'], quick ? 128 : 1024),
     bulkFileBytes: 4096,
     pipeline: !values['no-pipeline'],
     pipelineRecords: positiveInt('pipeline-records', values['pipeline-records'], quick ? 100 : 200),

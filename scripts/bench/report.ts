@@ -4,6 +4,7 @@ import { BulkRun } from './bulk-frames.js';
 import { BenchConfig } from './config.js';
 import { DeliveryRun } from './delivery.js';
 import { CodeInfo, MachineInfo } from './machine.js';
+import { MountRun } from './mount.js';
 import { PipelineRun } from './pipeline.js';
 import { PutThrottledRun } from './put-throttled.js';
 import { Ratio, Series } from './stats.js';
@@ -57,6 +58,18 @@ export interface BenchResults {
   bulkVsNoBatchingFirstRound: Ratio;
   /** Null when skipped (--no-pipeline). */
   pipeline: PipelineSummary | null;
+  /** Null when skipped (--no-mount). */
+  mount: {
+    writeMbps: Series;
+    localWriteMbps: Series;
+    nullFuseWriteMbps: Series;
+    writeVsDisk: Ratio;
+    writeVsNullFuse: Ratio;
+    rereadVsDisk: Ratio;
+    rereadVsPageCache: Ratio;
+    verifiedEveryRun: boolean;
+    runs: MountRun[];
+  } | null;
 }
 
 export interface BenchRecord {
@@ -112,6 +125,17 @@ export function formatReport(rec: BenchRecord): string {
     rows.push(
       [`5  pipeline, 3 python stages x ${c.pipelineRecords} records: files, one after another`, secs(pl.fileMs.median), base, '', '', ''],
       ['   the same programs and names as grid buffers, at once', secs(pl.pipeMs.median), `files ${secs(pl.fileMs.median)}`, ...ratioCells(pl.pipeVsFile)],
+    );
+  }
+  const mt = r.mount;
+  if (mt) {
+    const last = mt.runs[mt.runs.length - 1]!;
+    rows.push(
+      [`6  dd ${c.mountMib} MiB bs=1M to local disk, conv=fsync`, rate(mt.localWriteMbps.median), base, '', '', ''],
+      [`   dd into MOUNT/kangaroo/DEST (first hop --bwlimit ${c.bwlimit})`, rate(mt.writeMbps.median), `disk ${rate(mt.localWriteMbps.median)}`, ...ratioCells(mt.writeVsDisk)],
+      ['   the same, against a null FUSE file system', rate(mt.writeMbps.median), `null ${rate(mt.nullFuseWriteMbps.median)}`, ...ratioCells(mt.writeVsNullFuse)],
+      ['   re-read of a cached file through the mount', rate(last.mountRereadMbps), `disk ${rate(last.localDiskReadMbps)}`, ...ratioCells(mt.rereadVsDisk)],
+      ['   the same, against the page cache', rate(last.mountRereadMbps), `cache ${rate(last.localCachedReadMbps)}`, ...ratioCells(mt.rereadVsPageCache)],
     );
   }
   const held = r.put.runs.map((x) => mib(x.heldAtCommit)).join(', ');

@@ -8,6 +8,7 @@ import { BenchConfig, parseConfig, USAGE } from './config.js';
 import { makePayload } from './data.js';
 import { delivery, DeliveryRun } from './delivery.js';
 import { codeInfo, machineInfo } from './machine.js';
+import { mountFigures, MountRun } from './mount.js';
 import { pipeline, PipelineRun } from './pipeline.js';
 import { putThrottled, PutThrottledRun } from './put-throttled.js';
 import { BenchRecord, BenchResults, formatReport, writeRecord } from './report.js';
@@ -43,6 +44,7 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     bulkOff: [] as BulkRun[],
     bulkOn: [] as BulkRun[],
     pipeline: [] as PipelineRun[],
+    mount: [] as MountRun[],
   };
   const step = async <T>(label: string, timeoutMs: number, body: (res: Resources) => Promise<T>, show: (v: T) => string) => {
     progress(`  ${label} ... `);
@@ -75,6 +77,13 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
       raw.pipeline.push(
         await step('pipeline, files then buffers', budget, (res) => pipeline(cli, res, config.pipelineRecords, config.pipelineMsPerRecord), (v) =>
           `files ${(v.fileMs / 1000).toFixed(2)} s, pipe ${(v.pipeMs / 1000).toFixed(2)} s (${v.ratio.toFixed(2)}), outputs identical`,
+        ),
+      );
+    }
+    if (config.mount) {
+      raw.mount.push(
+        await step('mount: dd through it, re-read', 180_000 + config.mountMib * 200, (res) => mountFigures(cli, res, config.mountMib, config.bwlimit), (v) =>
+          `dd ${mb(v.mountWriteMbps)} (local ${mb(v.localWriteMbps)}, null FUSE ${mb(v.nullFuseWriteMbps)}); re-read ${mb(v.mountRereadMbps)}`,
         ),
       );
     }
@@ -123,6 +132,22 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     bulkVsNoBatching: ratio('bulk frames (batching client)', 'one frame per op (batching: false)', on, off, 5),
     bulkVsNoBatchingFirstRound: ratio('bulk frames, first round on new relays', 'one frame per op, first round on new relays', onFirst, offFirst, null),
     pipeline: raw.pipeline.length > 0 ? pipelineSummary(raw.pipeline) : null,
+    mount: raw.mount.length > 0 ? mountSummary(raw.mount) : null,
+  };
+}
+
+function mountSummary(runs: MountRun[]): NonNullable<BenchResults['mount']> {
+  const pick = (f: (r: MountRun) => number) => runs.map(f);
+  return {
+    writeMbps: series('MB/s', pick((r) => r.mountWriteMbps)),
+    localWriteMbps: series('MB/s', pick((r) => r.localWriteMbps)),
+    nullFuseWriteMbps: series('MB/s', pick((r) => r.nullFuseWriteMbps)),
+    writeVsDisk: ratio('dd through the mount, first hop throttled', 'dd to local disk with conv=fsync', pick((r) => r.mountWriteMbps), pick((r) => r.localWriteMbps), 0.6),
+    writeVsNullFuse: ratio('dd through the mount', 'dd into a null FUSE file system', pick((r) => r.mountWriteMbps), pick((r) => r.nullFuseWriteMbps), null),
+    rereadVsDisk: ratio('re-reading a cached file through the mount', 'reading a local file from disk (O_DIRECT)', pick((r) => r.mountRereadMbps), pick((r) => r.localDiskReadMbps), 0.8),
+    rereadVsPageCache: ratio('re-reading a cached file through the mount', 'reading a local file from the page cache', pick((r) => r.mountRereadMbps), pick((r) => r.localCachedReadMbps), null),
+    verifiedEveryRun: runs.every((r) => r.verified),
+    runs,
   };
 }
 
