@@ -10,6 +10,9 @@
  *    binding is rebuilt from its own source with node-gyp (npm's bundled copy).
  *    Without a compiler the prebuilt binding stays, and the mount falls back to
  *    direct I/O on the whole mount when the name service uses buffers (it says so).
+ * 2. The preload shim of `kangaroo run` (native/kangaroo-preload.c): `make -C native`
+ *    gives native/build/libkangaroo-preload.so. Without make or a C compiler only
+ *    `kangaroo run` is missing, and it says so. (Argument `shim`: build only this.)
  *
  * Never fails the install: it reports what it could not build and why.
  */
@@ -71,4 +74,36 @@ function buildFuseNative() {
   }
 }
 
-buildFuseNative();
+function has(cmd) {
+  try {
+    execFileSync('bash', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function buildPreloadShim() {
+  const hint = 'kangaroo run (literal /kangaroo/HOST/PATH names) is unavailable; everything else works. Install gcc and make (scripts/setup.sh does), then run: node scripts/build-native.cjs';
+  const cc = process.env.CC || 'cc';
+  if (!has('make')) return say(`make not found: the preload shim was not built. ${hint}`);
+  if (!has(cc)) return say(`no C compiler (${cc}) found: the preload shim was not built. ${hint}`);
+  const dir = path.join(root, 'native');
+  try {
+    execFileSync('make', ['-q', '-C', dir], { stdio: 'ignore' });
+    return say('the preload shim native/build/libkangaroo-preload.so is up to date');
+  } catch {
+    /* not built yet, or older than its source */
+  }
+  try {
+    execFileSync('make', ['-C', dir, '--no-print-directory'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    say('built the preload shim native/build/libkangaroo-preload.so');
+  } catch (err) {
+    const lines = String(err.stderr || err.message).trim().split('\n').slice(-5).join('\n  ');
+    say(`could not build the preload shim:\n  ${lines}\n${hint}`);
+  }
+}
+
+// `node scripts/build-native.cjs shim` builds only the preload shim
+if (process.argv[2] !== 'shim') buildFuseNative();
+buildPreloadShim();

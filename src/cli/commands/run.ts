@@ -40,7 +40,11 @@ export function register(y: Argv): Argv {
     'Run a command in which literal /kangaroo/HOST[:PORT]/PATH names work (a preload shim maps them onto a mount); commits its output when it exits and returns its exit status',
     (c) =>
       c
-        .usage('$0 run [--mount MOUNT] [--relay ADDR] [--gns FILE] [--push] -- COMMAND [ARGS...]')
+        .usage(
+          '$0 run [--mount MOUNT] [--relay ADDR] [--gns FILE] [--push] -- COMMAND [ARGS...]\n\n' +
+            'Runs COMMAND with a preload shim that maps literal /kangaroo/HOST[:PORT]/PATH names (and, with --gns, the name\n' +
+            "service's names) onto a kangaroo mount; when it exits, commits its output and returns its exit status.",
+        )
         .option('mount', { type: 'string', describe: 'use this running kangaroo mount, and its relay (default: start one for the command in a private temporary directory)' })
         .option('gns', { type: 'string', describe: 'name service file: its names work literally too (a mount started here also resolves them through it)' })
         .option('push', { type: 'boolean', default: false, describe: 'after the command, also wait until its output reached its destinations' })
