@@ -5,7 +5,7 @@
  * 1. fuse-native with per-file direct I/O. fuse-native 2.2.6 passes only the handle
  *    number back from open/create, so a file system cannot ask for direct I/O on one
  *    open file. Pipe-mode (grid buffer) handles need it: through the page cache the
- *    kernel stops a reader at the size getattr reported. native/fuse-native-direct-io.cjs
+ *    kernel stops a reader at the size getattr reported. native/fuse-native-patches.cjs
  *    describes the change: a handle number with bit 30 set asks for direct_io. The
  *    binding is rebuilt from its own source with node-gyp (npm's bundled copy).
  *    Without a compiler the prebuilt binding stays, and the mount falls back to
@@ -50,12 +50,13 @@ function buildFuseNative() {
     say('fuse-native is not installed; the mount will not be available');
     return;
   }
-  const { patchSource, MARKER } = require(path.join(root, 'native', 'fuse-native-direct-io.cjs'));
+  const { patchSource, isPatched, VERSION } = require(path.join(root, 'native', 'fuse-native-patches.cjs'));
   const src = path.join(dir, 'fuse-native.c');
   const built = path.join(dir, 'build', 'Release', 'fuse.node');
   const stamp = path.join(dir, 'build', 'Release', 'kangaroo-direct-io');
   const text = fs.readFileSync(src, 'utf8');
-  if (fs.existsSync(stamp) && fs.existsSync(built) && text.includes(MARKER)) {
+  const stamped = fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').includes(VERSION);
+  if (stamped && fs.existsSync(built) && isPatched(text)) {
     say('fuse-native with per-file direct I/O is already built');
     return;
   }
@@ -66,7 +67,7 @@ function buildFuseNative() {
   try {
     const args = [gyp, 'rebuild', ...(headers ? [`--nodedir=${headers}`] : [])];
     execFileSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-    fs.writeFileSync(stamp, 'fuse-native rebuilt with per-file direct I/O\n');
+    fs.writeFileSync(stamp, `fuse-native rebuilt with: ${VERSION}\n`);
     say('built fuse-native with per-file direct I/O');
   } catch (err) {
     fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true });

@@ -45,6 +45,7 @@ const CODES = {
   DELIVERY_BLOCKED: { errno: 'EIO', class: 'permanent' },
   ABORTED: { errno: 'ECANCELED', class: 'transient' },
   INTERNAL: { errno: 'EIO', class: 'transient' },
+  SPOOL_MOVED: { errno: 'EAGAIN', class: 'transient' },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof CODES;

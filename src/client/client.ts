@@ -101,6 +101,11 @@ export class RelayClient {
     });
     socket.setNoDelay(true);
     const client = new RelayClient(socket, name, opts);
+    // a peer that accepts the connection and then says nothing must not hold us for ever
+    const handshakeTimer = setTimeout(() => {
+      client.fail(new KangarooError('TIMEOUT', `relay ${name} accepted the connection but did not answer its hello within ${opts.connectTimeoutMs} ms`));
+      socket.destroy();
+    }, opts.connectTimeoutMs);
     try {
       const hello = await client.request({ type: 'hello', version: PROTOCOL_VERSION, clientId: opts.clientId });
       if (hello.type === 'helloReply') {
@@ -115,6 +120,8 @@ export class RelayClient {
     } catch (err) {
       client.destroy();
       throw err;
+    } finally {
+      clearTimeout(handshakeTimer);
     }
     return client;
   }

@@ -196,7 +196,7 @@ export class KangarooMount {
   }
 }
 
-/** Bit 30 of a handle number asks the patched binding for direct I/O (native/fuse-native-direct-io.cjs). */
+/** Bit 30 of a handle number asks the patched binding for direct I/O (native/fuse-native-patches.cjs). */
 const DIRECT_IO_BIT = 0x40000000;
 
 function perFileDirectIo(): boolean {

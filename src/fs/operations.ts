@@ -80,7 +80,8 @@ export class Operations {
         return infoStat(await this.ctx.remote.stat(t.file));
       case 'local':
         try {
-          return localStat(await fsp.stat(t.path));
+          // lstat: a symbolic link is reported as one, as on a local disk (the kernel checks the type)
+          return localStat(await fsp.lstat(t.path));
         } catch (err) {
           // directories that exist only because the name service maps names below them
           if (!t.mapped && (err as NodeJS.ErrnoException).code === 'ENOENT' && (await this.ctx.gns.hasEntriesUnder(p))) return dirStat();
@@ -237,10 +238,17 @@ export class Operations {
           // across hosts or between local and remote: programs such as mv then copy and delete
           throw Object.assign(new Error('rename across file systems'), { code: 'EXDEV' });
         }, (e) => cb(e)),
-      utimens: (p, _atime, mtime, cb) =>
+      utimens: (p, atimeArg, mtimeArg, cb) =>
         this.run(`utimens ${p}`, async () => {
           const t = await r.resolve(p);
-          if (t.kind === 'local') return fsp.utimes(t.path, _atime, mtime);
+          // fuse-native passes milliseconds; UTIME_NOW (and UTIME_OMIT) arrive as about 1073 ms: "now"
+          const ms = (v: unknown) => {
+            const n = v instanceof Date ? v.getTime() : Number(v);
+            return n < 100_000 ? Date.now() : n;
+          };
+          const atime = new Date(ms(atimeArg)); // both are right only with the patched binding (native/fuse-native-patches.cjs)
+          const mtime = new Date(ms(mtimeArg));
+          if (t.kind === 'local') return fsp.lutimes(t.path, atime, mtime);
           if (t.kind === 'remote' && !t.isHostRoot) return this.ctx.remote.setattr(t.file, { mtimeMs: mtime.getTime() });
           if (t.kind === 'root' || t.kind === 'hosts' || (t.kind === 'remote' && t.isHostRoot)) return;
           throw this.notSupported('utimens');
@@ -308,7 +316,6 @@ export class Operations {
       case 'hosts':
         return this.add({ kind: 'dir' });
       case 'local': {
-        if (create && !t.mapped) await fsp.mkdir(path.dirname(t.path), { recursive: true });
         const fh = await fsp.open(t.path, create ? fs.constants.O_RDWR | fs.constants.O_CREAT : flags & ~fs.constants.O_CREAT, mode);
         return this.add({ kind: 'local', fh, path: t.path });
       }

@@ -12,6 +12,8 @@ import { Logger } from '../util/log.js';
 export class RelayLink {
   private client: Promise<RelayClient> | undefined;
   private lostSinceCommit = false;
+  /** Ordered ops sent since the last commit: only these can be lost with a connection. */
+  private uncommitted = false;
 
   constructor(
     readonly address: string,
@@ -24,7 +26,7 @@ export class RelayLink {
       const c = await this.client.catch(() => undefined);
       if (c && !c.closed) return c;
       if (c) {
-        this.lostSinceCommit = true;
+        if (this.uncommitted) this.lostSinceCommit = true;
         this.log.warn(`connection to relay ${this.address} lost; reconnecting`);
       }
       this.client = undefined;
@@ -37,10 +39,16 @@ export class RelayLink {
     return p;
   }
 
+  /** Called before sending an ordered op (a put, truncate, mkdir …). */
+  wrote(): void {
+    this.uncommitted = true;
+  }
+
   /** Commit, failing if a connection was lost since the last commit (uncommitted puts may be gone). */
   async commit(): Promise<void> {
     const c = await this.get();
     await c.commit();
+    this.uncommitted = false;
     if (this.lostSinceCommit) {
       this.lostSinceCommit = false;
       throw new KangarooError('CONNECTION_LOST', `the connection to relay ${this.address} was lost before this commit: recent writes may not have been spooled`);

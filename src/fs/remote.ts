@@ -55,6 +55,7 @@ export class RemoteHandle {
     if (data.length >= MAX_COALESCE) {
       // too big to coalesce: send a copy as it is (the socket may hold it past this call)
       const client = await this.files.link.get();
+      this.files.link.wrote();
       await client.put(this.file.host, this.file.path, pos, Buffer.from(data));
       return;
     }
@@ -75,6 +76,7 @@ export class RemoteHandle {
     this.pending = undefined;
     this.length = 0;
     const client = await this.files.link.get();
+    this.files.link.wrote();
     await client.put(this.file.host, this.file.path, at, data);
   }
 
@@ -133,7 +135,15 @@ export class RemoteFiles {
   async stat(file: RemoteFile): Promise<FileInfo> {
     await this.settle(file);
     const client = await this.link.get();
-    return client.stat(file.host, file.path);
+    try {
+      return await client.stat(file.host, file.path);
+    } catch (err) {
+      const e = KangarooError.from(err);
+      // The relay cannot ask the host now. For the program this is a name that is not there (yet):
+      // creating it works, and its writes wait in the spool until the host is back.
+      if (e.code === 'UNREACHABLE' || e.code === 'TIMEOUT') throw new KangarooError('NOT_FOUND', `${file.host} cannot be reached now (${e.message})`);
+      throw e;
+    }
   }
 
   async list(dir: RemoteFile): Promise<DirEntry[]> {
@@ -184,6 +194,7 @@ export class RemoteFiles {
       this.cache.invalidate(RemoteFiles.key(f));
     }
     const client = await this.link.get();
+    this.link.wrote();
     await op(client);
     // metadata operations answer the program now: wait for the relay to accept them
     await client.flush();

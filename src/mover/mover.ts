@@ -84,6 +84,8 @@ export class Mover {
   private readonly retry: RetryPolicy;
   private readonly hang: HangDetector;
   private hungReason: string | undefined;
+  /** While this relay's own --bwlimit holds data back, the next hop is not to blame. */
+  private throttled = false;
   private failingSince: number | undefined;
 
   constructor(
@@ -277,6 +279,10 @@ export class Mover {
     const watchdog = setInterval(() => {
       let bytes = 0;
       for (const sop of this.inflight) bytes += sop.dataLength + 64;
+      if (this.throttled) {
+        this.hang.progress();
+        return;
+      }
       if (this.hang.isHung(bytes)) {
         this.hang.hangs++;
         this.hungReason = `no progress from ${this.options.nextHop} for ${Math.round(this.hang.limitMs(bytes) / 1000)} s with ${bytes} bytes in flight (hung transfer)`;
@@ -297,6 +303,12 @@ export class Mover {
     let currentBytes = 0;
     let bulks: Promise<void>[] = [];
     let groupStart = Date.now();
+    // a cut connection: stop reading the spool and spending bandwidth on it, surface its error
+    const lost = async (): Promise<never> => {
+      for (const g of groups) await g.done;
+      await Promise.all(bulks);
+      throw new KangarooError('CONNECTION_LOST', `connection to ${this.options.nextHop} lost`);
+    };
     const closeGroup = () => {
       const ops = current;
       const replies = bulks;
@@ -340,7 +352,17 @@ export class Mover {
         wire.push({ ...op, seq: sop.localSeq });
         bytes += sop.dataLength;
       }
-      if (this.options.rateLimiter) await this.options.rateLimiter.take(bytes + 64 * batch.length);
+      if (client.closed) await lost();
+      if (this.options.rateLimiter) {
+        this.throttled = true;
+        try {
+          await this.options.rateLimiter.take(bytes + 64 * batch.length);
+        } finally {
+          this.throttled = false;
+          this.hang.progress();
+        }
+      }
+      if (client.closed) await lost();
       if (current.length === 0) groupStart = Date.now();
       const reply = client.bulk(wire).then((errors) => {
         this.hang.progress();

@@ -1,8 +1,8 @@
 import { parentPath } from '../address.js';
 import { KangarooError } from '../errors.js';
 import { DirEntry, FileInfo } from '../protocol/messages.js';
-import { Spool } from '../spool/spool.js';
-import { applyOverlays, FileView, viewInfo, viewOf } from '../spool/view.js';
+import { Spool, SpooledOp } from '../spool/spool.js';
+import { applyOverlays, FileView, viewInfo, viewOf, withAttrs } from '../spool/view.js';
 
 /**
  * Answers get, stat and list for a host this relay forwards to: what the next
@@ -16,10 +16,37 @@ export interface Upstream {
 }
 
 export async function readThrough(spool: Spool, host: string, path: string, offset: number, length: number, up: Upstream): Promise<Buffer> {
+  try {
+    return await readOnce(spool, host, path, offset, length, up);
+  } catch (err) {
+    // a spooled op delivered (and its segment freed) while we read: the next hop has it now
+    if (KangarooError.from(err).code !== 'SPOOL_MOVED') throw err;
+    return readOnce(spool, host, path, offset, length, up);
+  }
+}
+
+async function readOnce(spool: Spool, host: string, path: string, offset: number, length: number, up: Upstream): Promise<Buffer> {
   const v = viewOf(spool, host, path);
   if (v.state === 'absent') throw new KangarooError('NOT_FOUND', `${path} does not exist`);
   if (v.state === 'dir') throw new KangarooError('IS_DIR', `${path} is a directory`);
   if (v.overlays.length === 0 && v.base) return up.get(v.base.path, offset, length);
+  // The spooled bytes are taken before the next hop is asked, while they are surely still here.
+  const end = offset + length;
+  const loaded = new Map<SpooledOp, Buffer>();
+  const toRead: SpooledOp[] = [];
+  for (const sop of v.overlays) {
+    if (sop.op.type !== 'put' || sop.dataLength === 0) continue;
+    if (sop.op.offset >= end || sop.op.offset + sop.dataLength <= offset) continue;
+    if (sop.data) loaded.set(sop, sop.data);
+    else toRead.push(sop);
+  }
+  for (const sop of toRead) {
+    try {
+      loaded.set(sop, await spool.data(sop));
+    } catch (err) {
+      throw new KangarooError('SPOOL_MOVED', 'spooled data was delivered while being read', { cause: err });
+    }
+  }
   let baseBytes: Buffer = Buffer.alloc(0);
   let exactEnd: number | undefined;
   if (v.base && v.base.limit > offset) {
@@ -36,7 +63,7 @@ export async function readThrough(spool: Spool, host: string, path: string, offs
     // nothing of the base shows at this offset; its size still bounds the file unless a truncate fixed it
     exactEnd = v.base.limit;
   }
-  return applyOverlays(v, offset, length, baseBytes, exactEnd, (sop) => spool.data(sop));
+  return applyOverlays(v, offset, length, baseBytes, exactEnd, async (sop) => loaded.get(sop) ?? spool.data(sop));
 }
 
 async function baseInfo(v: FileView, up: Upstream): Promise<FileInfo | undefined> {
@@ -61,9 +88,9 @@ export async function statThrough(spool: Spool, host: string, path: string, up: 
     const remote = v.base?.path ?? path;
     if (hasPendingChildren(spool, host, path)) {
       const info = await up.stat(remote).catch(() => undefined);
-      return info ?? { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 };
+      return withAttrs(v, info ?? { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 });
     }
-    return up.stat(remote);
+    return withAttrs(v, await up.stat(remote));
   }
   return viewInfo(v, await baseInfo(v, up));
 }
@@ -76,33 +103,42 @@ function hasPendingChildren(spool: Spool, host: string, dir: string): boolean {
 export async function listThrough(spool: Spool, host: string, dir: string, up: Upstream): Promise<DirEntry[]> {
   const dv = viewOf(spool, host, dir);
   if (dv.state === 'absent') throw new KangarooError('NOT_FOUND', `${dir} does not exist`);
+  // The spool's side is taken before the next hop is asked: ops delivered while it answers are
+  // then on both sides (harmless) instead of on neither (a file that vanishes for a moment).
+  const prefix = dir === '/' ? '/' : dir + '/';
+  const implied = new Set<string>();
+  const views: { name: string; path: string; v: FileView }[] = [];
+  for (const f of spool.allFiles()) {
+    if (f.host !== host || !f.path.startsWith(prefix) || f.ops.size === 0) continue;
+    const rest = f.path.slice(prefix.length);
+    const slash = rest.indexOf('/');
+    // a pending file deeper down implies the directory on the way (parents are created on delivery)
+    if (slash >= 0) implied.add(rest.slice(0, slash));
+    else views.push({ name: rest, path: f.path, v: viewOf(spool, host, f.path) });
+  }
   const entries = new Map<string, DirEntry>();
   if (dv.state !== 'dir') {
     try {
       for (const e of await up.list(dir)) entries.set(e.name, e);
     } catch (err) {
       const e = KangarooError.from(err);
-      if (!(e.code === 'NOT_FOUND' || e.transient) || !hasPendingChildren(spool, host, dir)) throw e;
+      if (!(e.code === 'NOT_FOUND' || e.transient) || (implied.size === 0 && views.length === 0)) throw e;
     }
   }
-  const prefix = dir === '/' ? '/' : dir + '/';
-  for (const f of spool.allFiles()) {
-    if (f.host !== host || !f.path.startsWith(prefix) || f.ops.size === 0) continue;
-    const rest = f.path.slice(prefix.length);
-    const slash = rest.indexOf('/');
-    if (slash >= 0) {
-      // a pending file deeper down implies the directory on the way (parents are created on delivery)
-      const name = rest.slice(0, slash);
-      if (!entries.has(name)) entries.set(name, { name, kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 });
-      continue;
-    }
-    if (parentPath(f.path) !== dir) continue;
-    const v = viewOf(spool, host, f.path);
+  for (const name of implied) {
+    if (!entries.has(name)) entries.set(name, { name, kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 });
+  }
+  for (const { name, path, v } of views) {
     if (v.state === 'absent') {
-      entries.delete(rest);
+      entries.delete(name);
     } else if (v.state !== 'unknown') {
-      const known = entries.get(rest);
-      entries.set(rest, { name: rest, ...viewInfo(v, known && v.base ? known : undefined) });
+      const known = entries.get(name);
+      entries.set(name, { name, ...viewInfo(v, known && v.base ? known : undefined) });
+    } else if (v.base && v.base.path !== path) {
+      // renamed here from a file the next hop already has: it shows under its new name now
+      // (and if the rename itself arrived there meanwhile, under that name upstream)
+      const info = (await up.stat(v.base.path).catch(() => undefined)) ?? (await up.stat(path).catch(() => undefined));
+      if (info) entries.set(name, { name, ...withAttrs(v, info) });
     }
   }
   return [...entries.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

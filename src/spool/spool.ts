@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { KangarooError } from '../errors.js';
 import { OrderedOp } from '../protocol/messages.js';
+import { crc32 } from '../util/crc32.js';
 import { Journal, RecordLocation, RecoveryReport } from './journal.js';
 import {
   Checkpoint,
@@ -321,18 +322,33 @@ export class Spool extends EventEmitter {
     let count = 0;
     for (const file of this.allFiles()) {
       if (!file.blocked || file.host !== host || (p !== undefined && file.path !== p)) continue;
-      file.blocked = undefined;
       count++;
-      const old = [...file.ops.values()].filter((s) => s.op.path === file.path);
-      void this.requeue(old);
+      void this.requeue(file);
     }
     return count;
   }
 
-  private async requeue(old: SpooledOp[]): Promise<void> {
+  /**
+   * Writes a blocked file's ops again at the tail, then unblocks it (not before, or the
+   * mover could take the old records meanwhile). A spooled put whose data no longer
+   * matches its checksum is dropped, not re-queued: the writer has written it again.
+   */
+  private async requeue(file: FileState): Promise<void> {
+    const taken = new Set<SpooledOp>();
     const fresh: { op: OrderedOp; origin: Origin }[] = [];
-    for (const sop of old) fresh.push({ op: await this.materialize(sop), origin: { clientId: '', seq: 0 } });
-    this.markDelivered(old);
+    for (;;) {
+      const more = [...file.ops.values()].filter((s) => s.op.path === file.path && !taken.has(s));
+      if (more.length === 0) break;
+      for (const sop of more) {
+        taken.add(sop);
+        const op = await this.materialize(sop);
+        if (op.type === 'put' && op.sum !== undefined && crc32(op.data) !== op.sum) continue;
+        fresh.push({ op, origin: { clientId: '', seq: 0 } });
+      }
+    }
+    this.markDelivered([...taken]);
+    file.blocked = undefined;
+    if (file.ops.size === 0 && fresh.length === 0) this.files.delete(`${file.host}\0${file.path}`);
     for (const f of fresh) this.accept(f.op, f.origin);
   }
 

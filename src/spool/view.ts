@@ -1,4 +1,4 @@
-import { FileInfo } from '../protocol/messages.js';
+import { FileInfo, NO_MODE } from '../protocol/messages.js';
 import { Spool, SpooledOp } from './spool.js';
 
 /**
@@ -12,10 +12,12 @@ export interface FileView {
   overlays: SpooledOp[];
   /** 'unknown': no spooled op decides it, ask the next hop. */
   state: 'file' | 'dir' | 'absent' | 'unknown';
+  /** chmod and utimens not yet delivered (a later write sets the time again). */
+  attrs: { mode?: number; mtimeMs?: number };
 }
 
 export function viewOf(spool: Spool, host: string, path: string, upTo = Number.MAX_SAFE_INTEGER): FileView {
-  const v: FileView = { base: { path, limit: Number.MAX_SAFE_INTEGER }, overlays: [], state: 'unknown' };
+  const v: FileView = { base: { path, limit: Number.MAX_SAFE_INTEGER }, overlays: [], state: 'unknown', attrs: {} };
   const file = spool.fileState(host, path);
   if (!file) return v;
   for (const sop of file.ops.values()) {
@@ -25,8 +27,14 @@ export function viewOf(spool: Spool, host: string, path: string, upTo = Number.M
       case 'put':
         v.overlays.push(sop);
         v.state = 'file';
+        v.attrs.mtimeMs = undefined;
+        break;
+      case 'setattr':
+        if (op.mode !== NO_MODE) v.attrs.mode = op.mode;
+        if (op.mtimeMs > 0) v.attrs.mtimeMs = op.mtimeMs;
         break;
       case 'truncate':
+        v.attrs.mtimeMs = undefined;
         v.overlays.push(sop);
         if (v.base) v.base.limit = Math.min(v.base.limit, op.size);
         v.state = 'file';
@@ -47,6 +55,7 @@ export function viewOf(spool: Spool, host: string, path: string, upTo = Number.M
           const src = viewOf(spool, host, op.path, sop.localSeq - 1);
           v.base = src.base;
           v.overlays = src.overlays;
+          v.attrs = { ...src.attrs };
           v.state = src.state === 'absent' ? 'absent' : src.state;
         } else if (op.path === path && op.to !== path) {
           v.base = null;
@@ -78,13 +87,18 @@ export function viewSize(v: FileView, baseSize: number): number {
   return size;
 }
 
+/** Applies undelivered chmod and utimens to what the next hop said. */
+export function withAttrs(v: FileView, info: FileInfo): FileInfo {
+  return { ...info, mode: v.attrs.mode ?? info.mode, mtimeMs: v.attrs.mtimeMs ?? info.mtimeMs };
+}
+
 export function viewInfo(v: FileView, base: FileInfo | undefined): FileInfo {
-  if (v.state === 'dir') return { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 };
+  if (v.state === 'dir') return withAttrs(v, { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 });
   const size = viewSize(v, base?.kind === 'file' ? base.size : 0);
   // the newest spooled change is the modification time: stable while nothing changes, so caches hold
   const last = v.overlays[v.overlays.length - 1];
   const mtimeMs = last ? last.acceptedAt : (base?.mtimeMs ?? Date.now());
-  return { kind: 'file', size, mtimeMs, mode: base?.mode ?? 0o644 };
+  return withAttrs(v, { kind: 'file', size, mtimeMs, mode: base?.mode ?? 0o644 });
 }
 
 /**

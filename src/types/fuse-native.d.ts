@@ -34,7 +34,8 @@ declare module 'fuse-native' {
     rename?(src: string, dest: string, cb: (err: number) => void): void;
     mkdir?(path: string, mode: number, cb: (err: number) => void): void;
     rmdir?(path: string, cb: (err: number) => void): void;
-    utimens?(path: string, atime: Date, mtime: Date, cb: (err: number) => void): void;
+    /** Times in milliseconds since the epoch (fuse-native 2.2.6 passes numbers). */
+    utimens?(path: string, atime: number, mtime: number, cb: (err: number) => void): void;
     chmod?(path: string, mode: number, cb: (err: number) => void): void;
     chown?(path: string, uid: number, gid: number, cb: (err: number) => void): void;
     symlink?(src: string, dest: string, cb: (err: number) => void): void;

@@ -27,7 +27,7 @@ function packageCopy(dir: string, withDist: boolean): string {
   fs.mkdirSync(path.join(pkg, 'scripts'), { recursive: true });
   fs.mkdirSync(path.join(pkg, 'native'));
   fs.copyFileSync(path.join(ROOT, 'scripts', 'build-native.cjs'), path.join(pkg, 'scripts', 'build-native.cjs'));
-  for (const f of ['Makefile', 'kangaroo-preload.c', 'fuse-native-direct-io.cjs']) fs.copyFileSync(path.join(ROOT, 'native', f), path.join(pkg, 'native', f));
+  for (const f of ['Makefile', 'kangaroo-preload.c', 'fuse-native-patches.cjs']) fs.copyFileSync(path.join(ROOT, 'native', f), path.join(pkg, 'native', f));
   if (withDist) {
     fs.cpSync(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true });
     fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));

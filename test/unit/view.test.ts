@@ -214,7 +214,7 @@ describe('viewOf / applyOverlays / viewSize', () => {
   // With no spooled op the view knows nothing and defers to the remote file.
   it('is unknown for a file with no spooled ops', () => {
     const v = viewOf(spool, HOST, '/nothing');
-    expect(v).toEqual({ base: { path: '/nothing', limit: MAX }, overlays: [], state: 'unknown' });
+    expect(v).toEqual({ base: { path: '/nothing', limit: MAX }, overlays: [], state: 'unknown', attrs: {} });
   });
 
   // upTo limits the view to ops accepted up to a seq (used for a rename's source).
