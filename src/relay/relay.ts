@@ -342,7 +342,7 @@ export class Relay {
   async retry(hostText: string, p: string): Promise<number> {
     const host = this.checkHost(hostText);
     if (this.isOwnHost(host)) return 0;
-    const n = this.spool.retry(host, p ? normalizePath(p) : undefined);
+    const n = await this.spool.retry(host, p ? normalizePath(p) : undefined);
     this.moverFor(host)?.kick();
     let downstream = 0;
     try {

@@ -318,13 +318,16 @@ export class Spool extends EventEmitter {
    * again at the tail with new sequence numbers (so a receiver's resend filter
    * does not mistake them for duplicates) and the old records are retired.
    */
-  retry(host: string, p: string | undefined): number {
+  /** Resolves once the files are re-queued (a push right after it sees them pending, not blocked). */
+  async retry(host: string, p: string | undefined): Promise<number> {
     let count = 0;
+    const jobs: Promise<void>[] = [];
     for (const file of this.allFiles()) {
       if (!file.blocked || file.host !== host || (p !== undefined && file.path !== p)) continue;
       count++;
-      void this.requeue(file);
+      jobs.push(this.requeue(file));
     }
+    await Promise.all(jobs);
     return count;
   }
 

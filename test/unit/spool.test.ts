@@ -337,8 +337,8 @@ describe('Spool', () => {
       const data = bytes(7, 50_000);
       const [t, p, other] = acceptAll(spool, [truncate('/r', 0), put('/r', 0, data), put('/other', 0, Buffer.from('o'))]);
       spool.block(spool.fileState(HOST, '/r')!, { code: 'NO_SPACE', message: 'disk full' });
-      expect(spool.retry(HOST, '/other')).toBe(0);
-      expect(spool.retry(HOST, '/r')).toBe(1);
+      expect(await spool.retry(HOST, '/other')).toBe(0);
+      expect(await spool.retry(HOST, '/r')).toBe(1);
       await vi.waitFor(() => expect([...spool.queue(HOST).keys()]).toEqual([other!.localSeq, 4, 5]));
       const requeued = [...spool.queue(HOST).values()].slice(1);
       expect(requeued.map((s) => s.localSeq).every((s) => s > p!.localSeq && s > t!.localSeq)).toBe(true);
