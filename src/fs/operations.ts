@@ -80,8 +80,9 @@ export class Operations {
         return infoStat(await this.ctx.remote.stat(t.file));
       case 'local':
         try {
-          // lstat: a symbolic link is reported as one, as on a local disk (the kernel checks the type)
-          return localStat(await fsp.lstat(t.path));
+          // scratch area: lstat, a symbolic link is reported as one (the kernel checks the type);
+          // a name-service target that is itself a link is followed
+          return localStat(await (t.mapped ? fsp.stat(t.path) : fsp.lstat(t.path)));
         } catch (err) {
           // directories that exist only because the name service maps names below them
           if (!t.mapped && (err as NodeJS.ErrnoException).code === 'ENOENT' && (await this.ctx.gns.hasEntriesUnder(p))) return dirStat();

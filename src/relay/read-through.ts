@@ -15,6 +15,28 @@ export interface Upstream {
   list(path: string): Promise<DirEntry[]>;
 }
 
+/**
+ * Asks the next hop about the file under a view's base. The base is the file's name
+ * before the renames still in the spool; a rename already sent (in flight, or
+ * acknowledged since the view was taken) may be applied at the next hop, and then
+ * the old name is gone there and the bytes are under the new one. Re-applying the
+ * overlays to that answer is harmless: puts and truncates applied again in order
+ * give the same file.
+ */
+async function fromBase<T>(spool: Spool, v: FileView, path: string, ask: (p: string) => Promise<T>): Promise<T> {
+  let p = v.base?.path ?? path;
+  for (const rename of [...(v.base?.renames ?? []), undefined]) {
+    try {
+      return await ask(p);
+    } catch (err) {
+      const sent = rename !== undefined && (rename.inflight || !spool.isPending(rename));
+      if (!sent || rename.op.type !== 'rename' || KangarooError.from(err).code !== 'NOT_FOUND') throw err;
+      p = rename.op.to;
+    }
+  }
+  throw new KangarooError('INTERNAL', 'unreachable');
+}
+
 export async function readThrough(spool: Spool, host: string, path: string, offset: number, length: number, up: Upstream): Promise<Buffer> {
   try {
     return await readOnce(spool, host, path, offset, length, up);
@@ -29,7 +51,7 @@ async function readOnce(spool: Spool, host: string, path: string, offset: number
   const v = viewOf(spool, host, path);
   if (v.state === 'absent') throw new KangarooError('NOT_FOUND', `${path} does not exist`);
   if (v.state === 'dir') throw new KangarooError('IS_DIR', `${path} is a directory`);
-  if (v.overlays.length === 0 && v.base) return up.get(v.base.path, offset, length);
+  if (v.overlays.length === 0 && v.base) return fromBase(spool, v, path, (p) => up.get(p, offset, length));
   // The spooled bytes are taken before the next hop is asked, while they are surely still here.
   const end = offset + length;
   const loaded = new Map<SpooledOp, Buffer>();
@@ -52,7 +74,7 @@ async function readOnce(spool: Spool, host: string, path: string, offset: number
   if (v.base && v.base.limit > offset) {
     const want = Math.min(length, v.base.limit - offset);
     try {
-      baseBytes = await up.get(v.base.path, offset, want);
+      baseBytes = await fromBase(spool, v, path, (p) => up.get(p, offset, want));
       if (baseBytes.length < want) exactEnd = offset + baseBytes.length;
       else if (want < length) exactEnd = v.base.limit;
     } catch (err) {
@@ -66,11 +88,11 @@ async function readOnce(spool: Spool, host: string, path: string, offset: number
   return applyOverlays(v, offset, length, baseBytes, exactEnd, async (sop) => loaded.get(sop) ?? spool.data(sop));
 }
 
-async function baseInfo(v: FileView, up: Upstream): Promise<FileInfo | undefined> {
+async function baseInfo(spool: Spool, v: FileView, path: string, up: Upstream): Promise<FileInfo | undefined> {
   if (!v.base) return undefined;
   if (v.base.limit === 0 && v.overlays.length > 0) return undefined;
   try {
-    return await up.stat(v.base.path);
+    return await fromBase(spool, v, path, (p) => up.stat(p));
   } catch (err) {
     const e = KangarooError.from(err);
     if (e.code === 'NOT_FOUND' && v.overlays.length > 0) return undefined;
@@ -85,14 +107,13 @@ export async function statThrough(spool: Spool, host: string, path: string, up: 
   if (v.state === 'absent') throw new KangarooError('NOT_FOUND', `${path} does not exist`);
   if (v.state === 'unknown') {
     // after a rename the bytes (and so the answer) live under the source's name
-    const remote = v.base?.path ?? path;
     if (hasPendingChildren(spool, host, path)) {
-      const info = await up.stat(remote).catch(() => undefined);
+      const info = await fromBase(spool, v, path, (p) => up.stat(p)).catch(() => undefined);
       return withAttrs(v, info ?? { kind: 'dir', size: 4096, mtimeMs: Date.now(), mode: 0o755 });
     }
-    return withAttrs(v, await up.stat(remote));
+    return withAttrs(v, await fromBase(spool, v, path, (p) => up.stat(p)));
   }
-  return viewInfo(v, await baseInfo(v, up));
+  return viewInfo(v, await baseInfo(spool, v, path, up));
 }
 
 function hasPendingChildren(spool: Spool, host: string, dir: string): boolean {

@@ -246,6 +246,11 @@ export class Spool extends EventEmitter {
     await this.journal.sync();
   }
 
+  /** True while the op is spooled and not yet acknowledged by the next hop. */
+  isPending(sop: SpooledOp): boolean {
+    return this.opsBySeq.get(sop.localSeq) === sop;
+  }
+
   /** Records that the next hop committed these ops; frees their space. */
   markDelivered(sops: SpooledOp[]): void {
     for (const sop of sops) {

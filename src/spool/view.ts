@@ -8,7 +8,7 @@ import { Spool, SpooledOp } from './spool.js';
  */
 export interface FileView {
   /** Remote file whose bytes show through below `limit`; null when nothing does. */
-  base: { path: string; limit: number } | null;
+  base: { path: string; limit: number; renames?: SpooledOp[] } | null;
   overlays: SpooledOp[];
   /** 'unknown': no spooled op decides it, ask the next hop. */
   state: 'file' | 'dir' | 'absent' | 'unknown';
@@ -53,7 +53,8 @@ export function viewOf(spool: Spool, host: string, path: string, upTo = Number.M
       case 'rename':
         if (op.to === path && op.path !== path) {
           const src = viewOf(spool, host, op.path, sop.localSeq - 1);
-          v.base = src.base;
+          // the renames on the way (one already sent may be applied at the next hop: see read-through)
+          v.base = src.base ? { ...src.base, renames: [...(src.base.renames ?? []), sop] } : null;
           v.overlays = src.overlays;
           v.attrs = { ...src.attrs };
           v.state = src.state === 'absent' ? 'absent' : src.state;

@@ -284,6 +284,32 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
     expect(fs.readdirSync(path.join(dest.exportDir!, 'mv')).sort()).toEqual(['b.txt', 'big.bin']);
   });
 
+  it('write, mv and rm while the relay delivers: ls never loses or resurrects a file, rm always removes it', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    // two hops: both relays answer reads by joining their spool with the next hop's answer
+    const middle = await startRelay(dir, 'middle');
+    const hop = await startRelay(dir, 'hop', { routes: [`${dest.address}=${middle.address}`] });
+    const mount = await startMount(dir, 'mnt', { relay: hop.address });
+    const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'churn');
+    // each round: a new file, renamed, the previous round's file removed, then a listing
+    // (the mover delivers the earlier rounds meanwhile: every answer mixes spool and destination)
+    const r = await sh(
+      String.raw`mkdir -p "$1" && cd "$1" && for i in $(seq 1 600); do
+  echo "$i" > "a$i" && mv "a$i" "b$i" && rm -f "b$((i-1))" || exit 1
+  l=$(ls | tr '\n' ' ')
+  [ "$l" = "b$i " ] || echo "round $i: ls shows [$l]"
+done
+cat b600`.replace(/\$1/g, remote),
+      { timeoutMs: 300_000 },
+    );
+    expect(r.code, r.stderr + mount.log()).toBe(0);
+    expect(r.stdout).toBe('600\n');
+    const u = await unmountAndCheck(mount, true);
+    expect(u.code, u.stderr + mount.log()).toBe(0);
+    expect(fs.readdirSync(path.join(dest.exportDir!, 'churn')), 'rm -f of a just-renamed file must remove it').toEqual(['b600']);
+  });
+
   it('rename across hosts fails with EXDEV, so mv copies; the result is correct on both hosts', async () => {
     const dir = await tempDir();
     const one = await startRelay(dir, 'one', { export: true });
