@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MountProcess, run, sh, startMount } from '../helpers/mount-process.js';
+import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
 import { CLI, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
@@ -11,17 +11,6 @@ import { CLI, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
  * (with `kangaroo gns set` or any editor) and the next open of that name follows
  * the new mapping, with no remount. Programs run in child processes.
  */
-
-function isMounted(mountpoint: string): boolean {
-  return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
-}
-
-async function unmountAndCheck(mount: MountProcess, push: boolean): Promise<{ code: number; stderr: string }> {
-  const u = await mount.umount(push);
-  await Promise.race([mount.exited, new Promise((r) => setTimeout(r, 20_000))]);
-  expect(isMounted(mount.mountpoint), `${mount.mountpoint} still mounted`).toBe(false);
-  return u;
-}
 
 const kangaroo = (args: string[], env?: NodeJS.ProcessEnv) => run(process.execPath, [CLI, ...args], { env });
 

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MountProcess, run, sh, startMount } from '../helpers/mount-process.js';
+import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
 import { CLI, startRelay, tempDir } from '../helpers/relay-process.js';
 
 /**
@@ -14,17 +14,6 @@ import { CLI, startRelay, tempDir } from '../helpers/relay-process.js';
  */
 
 const sha256 = (b: Buffer | string) => crypto.createHash('sha256').update(b).digest('hex');
-
-function isMounted(mountpoint: string): boolean {
-  return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
-}
-
-async function unmountAndCheck(mount: MountProcess, push: boolean): Promise<{ code: number; stderr: string }> {
-  const u = await mount.umount(push);
-  await Promise.race([mount.exited, new Promise((r) => setTimeout(r, 20_000))]);
-  expect(isMounted(mount.mountpoint), `${mount.mountpoint} still mounted`).toBe(false);
-  return u;
-}
 
 /** Runs a python snippet that does one call and prints the errno name it failed with (or OK). */
 async function errnoOf(call: string, ...args: string[]): Promise<string> {

@@ -2,7 +2,7 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { onTestFinished } from 'vitest';
+import { expect, onTestFinished } from 'vitest';
 import { CLI } from './relay-process.js';
 
 /**
@@ -52,7 +52,7 @@ export function sh(script: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv
   return run('bash', ['-c', script], opts);
 }
 
-function isMounted(mountpoint: string): boolean {
+export function isMounted(mountpoint: string): boolean {
   return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
 }
 
@@ -97,4 +97,12 @@ export async function startMount(dir: string, name: string, spec: MountSpec): Pr
     await new Promise((r) => setTimeout(r, 25));
   }
   return m;
+}
+
+/** `kangaroo umount [--push]`, then waits for the mount process and checks nothing is left mounted. */
+export async function unmountAndCheck(mount: MountProcess, push: boolean): Promise<{ code: number; stderr: string }> {
+  const u = await mount.umount(push);
+  await Promise.race([mount.exited, new Promise((r) => setTimeout(r, 20_000))]);
+  expect(isMounted(mount.mountpoint), `${mount.mountpoint} still mounted`).toBe(false);
+  return u;
 }
