@@ -34,3 +34,10 @@ export function reportError(err: unknown): void {
   process.stderr.write(`kangaroo: ${e.code}: ${e.message}\n`);
   process.exitCode = 1;
 }
+
+/** Writes a ready file for scripts: whole, then renamed, so a poller never reads half a line. */
+export async function writeReadyFile(file: string, line: string): Promise<void> {
+  const fsp = await import('node:fs/promises');
+  await fsp.writeFile(`${file}.tmp`, line + '\n');
+  await fsp.rename(`${file}.tmp`, file);
+}

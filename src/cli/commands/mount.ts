@@ -8,6 +8,7 @@ import { createLogger, LogLevel } from '../../util/log.js';
 import { parseBytes } from '../../util/units.js';
 import { defaultSpoolDir, defaultStateDir, relayAddress, secretFrom } from '../defaults.js';
 import { Progress } from '../progress.js';
+import { writeReadyFile } from '../run.js';
 
 /** mount and umount: the FUSE adaptation layer on the command line. */
 export function register(y: Argv): Argv {
@@ -64,10 +65,7 @@ export function register(y: Argv): Argv {
           `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
             `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''})\n`,
         );
-        if (argv['ready-file']) {
-          await fsp.writeFile(`${argv['ready-file']}.tmp`, `${mountpoint}\n`);
-          await fsp.rename(`${argv['ready-file']}.tmp`, argv['ready-file']);
-        }
+        if (argv['ready-file']) await writeReadyFile(argv['ready-file'], mountpoint);
         if (argv['stdin-lifeline']) {
           process.stdin.on('data', () => undefined);
           process.stdin.once('close', () => {

@@ -4,6 +4,7 @@ import { createLogger, LogLevel } from '../../util/log.js';
 import { formatBytes, parseBytes, parseDuration } from '../../util/units.js';
 import { readSecretFile } from '../../relay/access.js';
 import { defaultSpoolDir } from '../defaults.js';
+import { writeReadyFile } from '../run.js';
 
 export function register(y: Argv): Argv {
   return y.command(
@@ -64,12 +65,7 @@ export function register(y: Argv): Argv {
       (argv.export ? `; export ${argv.export}` : '') +
       (argv.bwlimit ? `; bwlimit ${argv.bwlimit}/s` : ''),
   );
-  if (argv['ready-file']) {
-    const fs = await import('node:fs/promises');
-    // written whole, then renamed: a script polling for it never reads half an address
-    await fs.writeFile(`${argv['ready-file']}.tmp`, relay.address + '\n');
-    await fs.rename(`${argv['ready-file']}.tmp`, argv['ready-file']);
-  }
+  if (argv['ready-file']) await writeReadyFile(argv['ready-file'], relay.address);
   let stopping = false;
   const stop = (sig: string) => {
     if (stopping) return;
