@@ -1,0 +1,168 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { fileSha256 } from '../data.js';
+import { Resources } from '../resources.js';
+import { MiB, now } from '../stats.js';
+import { Approach } from './approach.js';
+import { run, sleep, start } from './exec.js';
+import { burstTag, expectedSha256, overlapName, overlapTag } from './expected.js';
+
+/**
+ * One run of the program against one approach: the program's own view (response
+ * time, exit status, error message, or a hang) and the destination's (when every
+ * file was there with the right size and sha256, or what was there at the end).
+ */
+
+export type Workload = { kind: 'burst'; mib: number } | { kind: 'overlap'; outputs: number; mib: number; cpuMs: number };
+
+export interface ProgramOutcome {
+  /** ok: exit 0; error: non-zero exit (message is what it printed); hang: still running at its deadline. */
+  status: 'ok' | 'error' | 'hang';
+  exitCode: number | null;
+  message: string;
+  /** Response time: start to exit (close included), or to the deadline for a hang. */
+  ms: number;
+  /** CPU time the program spent in its compute loops (overlap). */
+  cpuMs: number;
+}
+
+export type FileState = 'complete' | 'truncated' | 'wrong content' | 'missing';
+
+export interface TrialResult {
+  approach: string;
+  workload: Workload;
+  program: ProgramOutcome;
+  /** Staging's copy after the program: exit status and message. */
+  copy: { code: number | null; message: string; ms: number } | null;
+  /** Start of the program until every file was complete at the destination; null if that never happened. */
+  turnaroundMs: number | null;
+  /** The worst file's state at the end, and every file's. */
+  state: FileState;
+  files: { name: string; bytes: number; expectedBytes: number; state: FileState }[];
+  /** Milliseconds from the start at which the destination held its first byte (for fault timing). */
+  firstByteMs: number | null;
+}
+
+export interface TrialHandle {
+  /** Bytes at the destination so far. */
+  destBytes(): number;
+  done: Promise<TrialResult>;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// the program is not compiled: it lives next to the sources (dist-bench/scripts/bench/wan -> scripts/bench/wan)
+export const WRITER = path.resolve(here, '../../../../scripts/bench/wan/writer.py');
+
+let runs = 0;
+
+interface Expected {
+  name: string;
+  bytes: number;
+  sha256: string;
+}
+
+function expectedFiles(w: Workload): Expected[] {
+  if (w.kind === 'burst') return [{ name: 'burst.bin', bytes: w.mib * MiB, sha256: expectedSha256(burstTag, w.mib) }];
+  return Array.from({ length: w.outputs }, (_, k) => ({ name: overlapName(k), bytes: w.mib * MiB, sha256: expectedSha256(overlapTag(k), w.mib) }));
+}
+
+/** Starts the program; the destination is watched until `deliveryDeadlineMs` after the start. */
+export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: { programMs: number; deliveryMs: number }): TrialHandle {
+  const runDir = `run-${process.pid}-${++runs}`;
+  const expected = expectedFiles(w);
+  const seen = new Map<string, { size: number; mtimeMs: number; ok: boolean }>();
+  let destBytes = 0;
+  let firstByteMs: number | null = null;
+  let t0 = now();
+
+  /** One look at the destination: true when every file is complete. */
+  const look = async (): Promise<boolean> => {
+    let total = 0;
+    let all = true;
+    for (const e of expected) {
+      const file = path.join(a.destDir, runDir, e.name);
+      let st: fs.Stats | undefined;
+      try {
+        st = await fs.promises.stat(file);
+      } catch {
+        all = false;
+        continue;
+      }
+      total += st.size;
+      const prev = seen.get(e.name);
+      if (prev && prev.size === st.size && prev.mtimeMs === st.mtimeMs) {
+        if (!prev.ok) all = false;
+        continue;
+      }
+      // hash only a file of the right size, and again only once it has changed
+      const ok = st.size === e.bytes && (await fileSha256(file)) === e.sha256;
+      seen.set(e.name, { size: st.size, mtimeMs: st.mtimeMs, ok });
+      if (!ok) all = false;
+    }
+    destBytes = total;
+    if (total > 0 && firstByteMs === null) firstByteMs = now() - t0;
+    return all;
+  };
+
+  const done = (async (): Promise<TrialResult> => {
+    const mk = await run('mkdir', ['-p', path.join(a.writeDir, runDir)], 60_000);
+    if (mk.code !== 0) throw new Error(`${a.label}: mkdir: ${mk.stderr.trim()}`);
+    const args =
+      w.kind === 'burst'
+        ? ['burst', path.join(a.writeDir, runDir, 'burst.bin'), String(w.mib)]
+        : ['overlap', path.join(a.writeDir, runDir), String(w.outputs), String(w.mib), String(w.cpuMs)];
+    t0 = now();
+    const p = start(res, `program (${a.key})`, 'python3', [WRITER, ...args]);
+    let turnaroundMs: number | null = null;
+    let programEnd: number | null = null;
+    const exit = new Promise<void>((r) => p.child.once('exit', () => r()));
+    // watch the destination while the program runs: turnaround may come first (it never does, but a hang might)
+    const watch = (async () => {
+      while (now() - t0 < deadlines.deliveryMs) {
+        const at = now();
+        if (await look()) {
+          turnaroundMs = at - t0;
+          return;
+        }
+        await sleep(100);
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([exit, new Promise<void>((r) => (timer = setTimeout(r, deadlines.programMs)))]);
+    clearTimeout(timer);
+    programEnd = now();
+    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0);
+    if (program.status === 'hang') p.child.kill('SIGKILL');
+    let copy: TrialResult['copy'] = null;
+    if (a.afterProgram && program.status === 'ok') {
+      const r = await a.afterProgram(runDir);
+      copy = { code: r.code, message: r.code === 0 ? '' : (r.stderr.trim() || `killed (${r.signal})`).split('\n').slice(-2).join(' / '), ms: r.ms };
+    }
+    await watch;
+    await look();
+    const files = expected.map((e) => {
+      const s = seen.get(e.name);
+      const state: FileState = !s ? 'missing' : s.ok ? 'complete' : s.size < e.bytes ? 'truncated' : 'wrong content';
+      return { name: e.name, bytes: s?.size ?? 0, expectedBytes: e.bytes, state };
+    });
+    const order: FileState[] = ['missing', 'truncated', 'wrong content', 'complete'];
+    const state = order.find((s) => files.some((f) => f.state === s)) ?? 'complete';
+    return { approach: a.key, workload: w, program, copy, turnaroundMs, state, files, firstByteMs };
+  })();
+  return { destBytes: () => destBytes, done };
+}
+
+function outcome(code: number | null, exited: boolean, output: string, ms: number): ProgramOutcome {
+  const line = output.trim().split('\n').reverse().find((l) => l.startsWith('{'));
+  let parsed: { error?: string; cpuMs?: number } = {};
+  try {
+    if (line) parsed = JSON.parse(line) as typeof parsed;
+  } catch {
+    // not the program's report: keep the raw text below
+  }
+  if (!exited) return { status: 'hang', exitCode: null, message: 'still running at the deadline', ms, cpuMs: parsed.cpuMs ?? 0 };
+  if (code === 0) return { status: 'ok', exitCode: 0, message: '', ms, cpuMs: parsed.cpuMs ?? 0 };
+  const message = parsed.error ?? (output.trim().split('\n').slice(-1)[0] || `exit ${code}`);
+  return { status: 'error', exitCode: code, message, ms, cpuMs: parsed.cpuMs ?? 0 };
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The program whose output has to reach the remote host, in the two shapes of the
+Kangaroo paper's experiments:
+
+  burst FILE MIB        write MIB MiB as fast as possible, then close (figures 10-11)
+  overlap DIR N MIB MS  N times: compute for MS ms, then write an output of MIB MiB
+                        (figures 12-13: an image-enhancement-like loop)
+
+It writes plain files with plain write() and close(), as an unmodified program does,
+and prints one JSON line: wall time (close included) and the size and sha256 of every
+file, so the harness can check what arrives. Every 1 MiB block carries the file and
+block number, so a block delivered at the wrong place changes the checksum. An I/O
+error is printed (errno and message) and the program exits 1, as a real one would.
+"""
+import hashlib
+import json
+import os
+import sys
+import time
+
+MIB = 1 << 20
+# the same bytes in every run, so the harness knows what a complete file holds
+# even when the program failed before it could say (expected.ts computes them too)
+BASE = hashlib.shake_256(b"kangaroo-wan").digest(MIB)
+
+
+def block(tag, i):
+    head = f"{tag}:{i}:".encode()
+    return head + BASE[len(head):]
+
+
+def write_file(path, mib, tag):
+    h = hashlib.sha256()
+    with open(path, "wb") as f:
+        for i in range(mib):
+            b = block(tag, i)
+            h.update(b)
+            f.write(b)
+    return {"name": os.path.basename(path), "bytes": mib * MIB, "sha256": h.hexdigest()}
+
+
+def busy(ms):
+    end = time.perf_counter() + ms / 1000
+    n = 0
+    while time.perf_counter() < end:
+        n += 1
+    return n
+
+
+def main():
+    t0 = time.perf_counter()
+    files = []
+    cpu_ms = 0.0
+    try:
+        if sys.argv[1] == "burst":
+            files.append(write_file(sys.argv[2], int(sys.argv[3]), "burst"))
+        elif sys.argv[1] == "overlap":
+            out, n, mib, ms = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+            for k in range(n):
+                c0 = time.perf_counter()
+                busy(ms)
+                cpu_ms += (time.perf_counter() - c0) * 1000
+                files.append(write_file(os.path.join(out, f"out-{k:02d}.bin"), mib, f"out{k}"))
+        else:
+            raise SystemExit(f"unknown mode {sys.argv[1]}")
+    except OSError as e:
+        print(json.dumps({"error": f"{e.strerror or e} (errno {e.errno})", "ms": (time.perf_counter() - t0) * 1000, "files": files}))
+        sys.stdout.flush()
+        sys.exit(1)
+    print(json.dumps({"ms": (time.perf_counter() - t0) * 1000, "cpuMs": cpu_ms, "files": files}))
+
+
+main()
