@@ -1,6 +1,6 @@
 import { RelayClient } from '../client/client.js';
 import { KangarooError } from '../errors.js';
-import { OrderedOp } from '../protocol/messages.js';
+import { OrderedOp, putIntact } from '../protocol/messages.js';
 import { crc32 } from '../util/crc32.js';
 import { Spool, SpooledOp } from '../spool/spool.js';
 import { Logger } from '../util/log.js';
@@ -348,7 +348,11 @@ export class Mover {
       let bytes = 0;
       for (const sop of batch) {
         const op = await this.spool.materialize(sop);
-        if (op.type === 'put' && op.sum !== undefined && crc32(op.data) !== op.sum) this.corrupted(sop);
+        if (op.type === 'put') {
+          // checked here, the CRC also serves the frame's checksum: the data is read once
+          op.dataCrc = crc32(op.data);
+          if (!putIntact(op)) this.corrupted(sop);
+        }
         wire.push({ ...op, seq: sop.localSeq });
         bytes += sop.dataLength;
       }

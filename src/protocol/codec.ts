@@ -1,4 +1,5 @@
 import { KangarooError } from '../errors.js';
+import { COMBINE_MIN_BYTES, crc32, crc32Combine } from '../util/crc32.js';
 
 /**
  * Primitive field encoding shared by every message and by spool records.
@@ -8,6 +9,8 @@ import { KangarooError } from '../errors.js';
  */
 export class Writer {
   private parts: Buffer[] = [];
+  /** CRC-32 of some parts (by index), given by whoever wrote them. */
+  private knownCrcs = new Map<number, number>();
   private current: Buffer;
   private pos = 0;
   private total = 0;
@@ -69,14 +72,17 @@ export class Writer {
     return this;
   }
 
-  /** u32 length, then the bytes, kept by reference (no copy) for large payloads. */
-  blob(data: Uint8Array): this {
+  /**
+   * u32 length, then the bytes, kept by reference (no copy) for large payloads.
+   * `crc`, when the caller already knows the CRC-32 of `data`, spares checksum() a pass over it.
+   */
+  blob(data: Uint8Array, crc?: number): this {
     this.u32(data.length);
-    this.raw(data);
+    this.raw(data, crc);
     return this;
   }
 
-  raw(data: Uint8Array): this {
+  raw(data: Uint8Array, crc?: number): this {
     if (data.length <= 64) {
       this.ensure(data.length);
       this.current.set(data, this.pos);
@@ -84,9 +90,20 @@ export class Writer {
     } else {
       this.flushCurrent();
       this.parts.push(Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length));
+      if (crc !== undefined && data.length >= COMBINE_MIN_BYTES) this.knownCrcs.set(this.parts.length - 1, crc);
     }
     this.total += data.length;
     return this;
+  }
+
+  /** CRC-32 of the encoded bytes, continuing from `seed`; parts whose CRC is known are not read again. */
+  checksum(seed = 0): number {
+    let crc = seed;
+    this.chunks().forEach((part, i) => {
+      const known = this.knownCrcs.get(i);
+      crc = known === undefined ? crc32(part, crc) : crc32Combine(crc, known, part.length);
+    });
+    return crc >>> 0;
   }
 
   get length(): number {

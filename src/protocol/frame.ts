@@ -1,7 +1,7 @@
 import { KangarooError } from '../errors.js';
-import { crc32 } from '../util/crc32.js';
+import { COMBINE_MIN_BYTES, crc32, crc32Combine } from '../util/crc32.js';
 import { Writer } from './codec.js';
-import { decodeBody, encodeBody, Message, messageTypeOf, OPCODES } from './messages.js';
+import { decodeBody, encodeBody, Message, messageTypeOf, OPCODES, PutOp } from './messages.js';
 
 /**
  * Framing on the wire:
@@ -32,9 +32,7 @@ export function encodeFrame(id: number, msg: Message): Buffer[] {
   header.writeUInt32BE(9 + body.length, 0);
   header.writeUInt8(OPCODES[msg.type], 8);
   header.writeUInt32BE(id >>> 0, 9);
-  let crc = crc32(header.subarray(8, 13));
-  for (const c of chunks) crc = crc32(c, crc);
-  header.writeUInt32BE(crc, 4);
+  header.writeUInt32BE(body.checksum(crc32(header.subarray(8, 13))), 4);
   return [header, ...chunks];
 }
 
@@ -137,11 +135,41 @@ export function decodeFrame(frame: Buffer): Frame {
   const length = frame.readUInt32BE(0);
   if (length + 4 !== frame.length) throw new KangarooError('BAD_FRAME', 'frame length field does not match its size');
   const expected = frame.readUInt32BE(4);
-  const actual = crc32(frame.subarray(8));
-  if (expected !== actual) throw new KangarooError('BAD_FRAME', 'frame checksum mismatch (corrupted in transit)');
+  const checksumError = () => new KangarooError('BAD_FRAME', 'frame checksum mismatch (corrupted in transit)');
   const opcode = frame.readUInt8(8);
   const id = frame.readUInt32BE(9);
   const type = messageTypeOf(opcode);
-  if (!type) throw new KangarooError('UNKNOWN_OP', `unknown opcode ${opcode}`);
-  return { id, msg: decodeBody(type, frame, FRAME_HEADER_BYTES) };
+  let msg: Message;
+  try {
+    if (!type) throw new KangarooError('UNKNOWN_OP', `unknown opcode ${opcode}`);
+    msg = decodeBody(type, frame, FRAME_HEADER_BYTES);
+  } catch (err) {
+    // a damaged frame is reported as damaged, not as whatever its damage looks like
+    if (crc32(frame.subarray(8)) !== expected) throw checksumError();
+    throw err;
+  }
+  if (checksumWithPuts(frame, msg) !== expected) throw checksumError();
+  return { id, msg };
+}
+
+/**
+ * The frame's CRC in one pass: a large put's data is checksummed on its own and
+ * combined into the frame's CRC, so the same pass gives the put its dataCrc (which
+ * the relay compares with the put's sum, and reuses for the journal record).
+ */
+function checksumWithPuts(frame: Buffer, msg: Message): number {
+  const puts = (msg.type === 'put' ? [msg] : msg.type === 'bulk' ? msg.ops : []).filter(
+    (op): op is PutOp =>
+      op.type === 'put' && op.data.length >= COMBINE_MIN_BYTES && op.data.buffer === frame.buffer,
+  );
+  let crc = 0;
+  let at = 8;
+  for (const put of puts) {
+    const start = put.data.byteOffset - frame.byteOffset;
+    crc = crc32(frame.subarray(at, start), crc);
+    put.dataCrc = crc32(put.data);
+    crc = crc32Combine(crc, put.dataCrc, put.data.length);
+    at = start + put.data.length;
+  }
+  return crc32(frame.subarray(at), crc);
 }

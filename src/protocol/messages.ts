@@ -37,8 +37,12 @@ export type OrderedOp =
    * sum: CRC-32 of data, computed where the data entered the system and checked
    * where it is applied (end-to-end integrity); a sender may leave it out and the
    * encoder computes it. Decoded puts always carry it.
+   *
+   * dataCrc (never on the wire): the CRC-32 of data as this process computed it,
+   * when it did (the frame decoder does for large puts). Comparing it with sum checks
+   * the data without another pass, and encoders reuse it for frame and record CRCs.
    */
-  | (Target & { type: 'put'; offset: number; sum?: number; data: Buffer })
+  | (Target & { type: 'put'; offset: number; sum?: number; data: Buffer; dataCrc?: number })
   | (Target & { type: 'truncate'; size: number })
   | (Target & { type: 'mkdir'; mode: number })
   | (Target & { type: 'unlink' })
@@ -48,6 +52,13 @@ export type OrderedOp =
   | (Target & { type: 'setattr'; mode: number; mtimeMs: number });
 
 export const NO_MODE = 0xffffffff;
+
+export type PutOp = Extract<OrderedOp, { type: 'put' }>;
+
+/** Whether a put's data is the data its sum was taken of (a put without a sum has nothing to check). */
+export function putIntact(op: PutOp): boolean {
+  return op.sum === undefined || (op.dataCrc ?? crc32(op.data)) === op.sum;
+}
 
 export type Request =
   | OrderedOp
@@ -163,9 +174,12 @@ function readInfo(r: Reader): FileInfo {
 /** Appends the body of `m` (not its opcode) to `w`. */
 export function encodeBody(w: Writer, m: Message): void {
   switch (m.type) {
-    case 'put':
-      w.u64(m.seq).str(m.host).str(m.path).u64(m.offset).u32(m.sum ?? crc32(m.data)).blob(m.data);
+    case 'put': {
+      // data entering the system here: its sum is computed once and serves as the data's known CRC
+      const crc = m.dataCrc ?? (m.sum === undefined ? crc32(m.data) : undefined);
+      w.u64(m.seq).str(m.host).str(m.path).u64(m.offset).u32(m.sum ?? crc!).blob(m.data, crc);
       return;
+    }
     case 'truncate':
       w.u64(m.seq).str(m.host).str(m.path).u64(m.size);
       return;

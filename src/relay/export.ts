@@ -2,9 +2,8 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { normalizePath } from '../address.js';
-import { crc32 } from '../util/crc32.js';
 import { KangarooError } from '../errors.js';
-import { DirEntry, FileInfo, NO_MODE, OrderedOp } from '../protocol/messages.js';
+import { DirEntry, FileInfo, NO_MODE, OrderedOp, putIntact } from '../protocol/messages.js';
 
 /**
  * The destination role: applies operations to files under an export root.
@@ -140,7 +139,7 @@ export class ExportRoot {
     switch (op.type) {
       case 'put': {
         // end to end: the bytes must be those that entered the system
-        if (op.sum !== undefined && crc32(op.data) !== op.sum) {
+        if (!putIntact(op)) {
           throw new KangarooError('INTEGRITY', `data for ${op.path} at ${op.offset} does not match the checksum taken where it entered (corrupted on the way); not applied`);
         }
         const fd = await this.handle(local, true);

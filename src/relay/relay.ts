@@ -12,9 +12,8 @@ import { Mover } from '../mover/mover.js';
 import { DEFAULT_RETRY, parseRetryPolicy, RetryPolicy } from '../mover/retry-policy.js';
 import { RateLimiter } from '../mover/rate-limiter.js';
 import { DEFAULT_MAX_FRAME, encodeFrameBuffer } from '../protocol/frame.js';
-import { DirEntry, FileInfo, OrderedOp, Request } from '../protocol/messages.js';
+import { DirEntry, FileInfo, OrderedOp, putIntact, Request } from '../protocol/messages.js';
 import { DEFAULT_MAX_SPOOL_BYTES, Spool } from '../spool/spool.js';
-import { crc32 } from '../util/crc32.js';
 import { createLogger, Logger } from '../util/log.js';
 import { AccessPolicy } from './access.js';
 import { Connection } from './connection.js';
@@ -243,7 +242,7 @@ export class Relay {
       if (clientId && op.seq > 0) this.watermarks!.raise(clientId, op.seq);
       return;
     }
-    if (clean.type === 'put' && clean.sum !== undefined && crc32(clean.data) !== clean.sum) {
+    if (clean.type === 'put' && !putIntact(clean)) {
       // refuse it now: the sender still has a good copy and resends it
       throw new KangarooError('INTEGRITY', `data for ${host}${clean.path} at ${clean.offset} does not match the checksum taken where it entered (corrupted on the way); not spooled`);
     }

@@ -1,6 +1,7 @@
 import { Reader, Writer } from '../protocol/codec.js';
 import { decodeBody, encodeBody, messageTypeOf, OPCODES, OrderedOp, ORDERED_TYPES } from '../protocol/messages.js';
 import { KangarooError } from '../errors.js';
+import { COMBINE_MIN_BYTES } from '../util/crc32.js';
 
 /**
  * The kinds of journal record a spool writes, and their payloads.
@@ -26,6 +27,8 @@ export interface EncodedOp {
   payload: Buffer[];
   /** Offset within the payload where a put's data starts (payload length for other ops). */
   dataOffset: number;
+  /** CRC-32 of the payload, for a large put whose data's CRC is known (its data is not read again). */
+  crc?: number;
 }
 
 export function encodeOpRecord(localSeq: number, origin: Origin, op: OrderedOp): EncodedOp {
@@ -34,7 +37,8 @@ export function encodeOpRecord(localSeq: number, origin: Origin, op: OrderedOp):
   encodeBody(w, op);
   const payload = w.chunks();
   const dataLength = op.type === 'put' ? op.data.length : 0;
-  return { payload, dataOffset: w.length - dataLength };
+  const crc = op.type === 'put' && op.dataCrc !== undefined && dataLength >= COMBINE_MIN_BYTES ? w.checksum() : undefined;
+  return { payload, dataOffset: w.length - dataLength, crc };
 }
 
 export function decodeOpRecord(payload: Buffer): { localSeq: number; origin: Origin; op: OrderedOp; dataOffset: number } {

@@ -2,8 +2,7 @@ import { EventEmitter } from 'node:events';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { KangarooError } from '../errors.js';
-import { OrderedOp } from '../protocol/messages.js';
-import { crc32 } from '../util/crc32.js';
+import { OrderedOp, putIntact } from '../protocol/messages.js';
 import { Journal, RecordLocation, RecoveryReport } from './journal.js';
 import {
   Checkpoint,
@@ -168,14 +167,15 @@ export class Spool extends EventEmitter {
     }
     const localSeq = this.nextSeq++;
     const enc = encodeOpRecord(localSeq, origin, op);
-    const loc = this.journal.append(RecordKind.OP, enc.payload);
+    const loc = this.journal.append(RecordKind.OP, enc.payload, enc.crc);
     const dataLength = op.type === 'put' ? op.data.length : 0;
     let keep: Buffer | undefined;
     if (op.type === 'put' && this.memoryUsed + dataLength <= this.options.memoryBytes) {
       keep = op.data;
       this.memoryUsed += dataLength;
     }
-    const stored = op.type === 'put' ? { ...op, data: Buffer.alloc(0) } : op;
+    // the data lives in the journal (and maybe `keep`); a dataCrc would describe data no longer here
+    const stored = op.type === 'put' ? { ...op, data: Buffer.alloc(0), dataCrc: undefined } : op;
     const sop = this.index(localSeq, origin, stored, loc, enc.dataOffset, dataLength, keep);
     this.peakBytes = Math.max(this.peakBytes, this.journal.bytes);
     this.emit('ops', op.host);
@@ -350,7 +350,7 @@ export class Spool extends EventEmitter {
       for (const sop of more) {
         taken.add(sop);
         const op = await this.materialize(sop);
-        if (op.type === 'put' && op.sum !== undefined && crc32(op.data) !== op.sum) continue;
+        if (op.type === 'put' && !putIntact(op)) continue;
         fresh.push({ op, origin: { clientId: '', seq: 0 } });
       }
     }
