@@ -39,6 +39,9 @@ export class RemoteHandle {
   }
 
   private writing: Promise<void> = Promise.resolve();
+  /** Puts handed to the relay in order, one after another; the first failure is kept for the next call. */
+  private sending: Promise<void> = Promise.resolve();
+  private sendError: unknown;
 
   /** Writes are taken one at a time per handle, so concurrent writes cannot interleave in the buffer. */
   write(data: Buffer, pos: number): Promise<void> {
@@ -49,14 +52,16 @@ export class RemoteHandle {
   }
 
   private async writeNow(data: Buffer, pos: number): Promise<void> {
-    if (this.length > 0 && (pos !== this.start + this.length || this.length + data.length > MAX_COALESCE)) await this.sendBuffered();
+    this.throwSendError();
+    if (this.length > 0 && (pos !== this.start + this.length || this.length + data.length > MAX_COALESCE)) this.queueBuffered();
+    // at most one full buffer waits for the socket besides the one being filled: memory stays bounded
+    await this.sending;
+    this.throwSendError();
     this.dirty = true;
     this.files.cache.invalidate(this.key);
     if (data.length >= MAX_COALESCE) {
       // too big to coalesce: send a copy as it is (the socket may hold it past this call)
-      const client = await this.files.link.get();
-      this.files.link.wrote();
-      await client.put(this.file.host, this.file.path, pos, Buffer.from(data));
+      this.queue(pos, Buffer.from(data));
       return;
     }
     if (this.length === 0) {
@@ -65,19 +70,45 @@ export class RemoteHandle {
     }
     data.copy(this.pending!, this.length);
     this.length += data.length;
-    if (this.length >= MAX_COALESCE) await this.sendBuffered();
+    // sent once this write is answered: the program's next write then overlaps the checksum and socket copy
+    if (this.length >= MAX_COALESCE) this.queueBuffered();
   }
 
-  /** Hands buffered writes to the relay as one put (waiting only for socket room). */
-  async sendBuffered(): Promise<void> {
+  private throwSendError(): void {
+    if (this.sendError === undefined) return;
+    const err = this.sendError;
+    this.sendError = undefined;
+    throw err;
+  }
+
+  /** Puts `data` at `at` after every put queued before it, on a later turn of the event loop. */
+  private queue(at: number, data: Buffer): void {
+    this.sending = this.sending
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(async () => {
+        const client = await this.files.link.get();
+        this.files.link.wrote();
+        await client.put(this.file.host, this.file.path, at, data);
+      })
+      .catch((err: unknown) => {
+        this.sendError ??= err;
+      });
+  }
+
+  private queueBuffered(): void {
     if (this.length === 0) return;
     const data = this.pending!.subarray(0, this.length);
     const at = this.start;
     this.pending = undefined;
     this.length = 0;
-    const client = await this.files.link.get();
-    this.files.link.wrote();
-    await client.put(this.file.host, this.file.path, at, data);
+    this.queue(at, data);
+  }
+
+  /** Hands buffered writes to the relay (waiting only for socket room); throws what sending them met. */
+  async sendBuffered(): Promise<void> {
+    this.queueBuffered();
+    await this.sending;
+    this.throwSendError();
   }
 
   /** close(2): everything written through this handle is safely spooled. */
