@@ -59,6 +59,12 @@ export function start(res: Resources, name: string, cmd: string, args: string[],
   child.stderr!.on('data', keep);
   child.on('error', (err) => keep(Buffer.from(`spawn failed: ${err.message}\n`)));
   res.track({ name, child, output: () => output });
+  // what it forked may outlive it and hold its output pipe open (sshfs's ssh does,
+  // keeping this process alive): kill those too, by pid, when the measurement ends
+  const orphans = () => {
+    if (child.pid !== undefined) for (const p of descendants(child.pid)) killQuietly(p);
+  };
+  res.defer({ name: `children of ${name}`, run: async () => orphans(), runSync: orphans });
   return { child, output: () => output, exited: () => child.exitCode !== null || child.signalCode !== null };
 }
 
@@ -106,15 +112,17 @@ export function descendants(pid: number): number[] {
   return out;
 }
 
+function killQuietly(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
 /** SIGKILLs a process this harness started together with everything it forked. */
 export function killTree(pid: number): void {
-  for (const p of [pid, ...descendants(pid)]) {
-    try {
-      process.kill(p, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  for (const p of [pid, ...descendants(pid)]) killQuietly(p);
 }
 
 /** Lazily detaches a FUSE mount (fusermount, or fusermount3 after the sshfs install). */

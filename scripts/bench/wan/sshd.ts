@@ -70,6 +70,17 @@ export async function startSshd(res: Resources, link: Link): Promise<SshServer> 
   // sshd refuses to start without its privilege-separation directory (made by the package's service unit)
   fs.mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
   let daemon: Started | undefined;
+  // the sessions a daemon forked outlive it: kill the whole tree (registered before the
+  // mounts' unmounts, so it runs after them)
+  res.defer({
+    name: 'sshd sessions',
+    run: async () => {
+      if (daemon?.child.pid !== undefined) killTree(daemon.child.pid);
+    },
+    runSync: () => {
+      if (daemon?.child.pid !== undefined) killTree(daemon.child.pid);
+    },
+  });
   const launch = async () => {
     const [cmd, args] = link.onDest('/usr/sbin/sshd', ['-D', '-e', '-f', config]);
     daemon = start(res, 'sshd (destination)', cmd, args);

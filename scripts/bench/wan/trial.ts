@@ -118,6 +118,11 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
     let programEnd: number | null = null;
     const exit = new Promise<void>((r) => p.child.once('exit', () => r()));
     // watch the destination while the program runs: turnaround may come first (it never does, but a hang might)
+    // once the program or the copy has failed, nothing is left to move the data (none
+    // of them retries): stop watching when the destination has not changed for 3 s
+    let gaveUp = false;
+    let lastBytes = -1;
+    let stableSince = now();
     const watch = (async () => {
       while (now() - t0 < deadlines.deliveryMs) {
         const at = now();
@@ -125,6 +130,10 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
           turnaroundMs = at - t0;
           return;
         }
+        if (destBytes !== lastBytes) {
+          lastBytes = destBytes;
+          stableSince = now();
+        } else if (gaveUp && now() - stableSince > 3000) return;
         await sleep(100);
       }
     })();
@@ -139,6 +148,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
       const r = await a.afterProgram(runDir);
       copy = { code: r.code, message: r.code === 0 ? '' : (r.stderr.trim() || `killed (${r.signal})`).split('\n').slice(-2).join(' / '), ms: r.ms };
     }
+    gaveUp = program.status !== 'ok' || (copy !== null && copy.code !== 0);
     await watch;
     await look();
     const files = expected.map((e) => {
