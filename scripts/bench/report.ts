@@ -7,6 +7,7 @@ import { CodeInfo, MachineInfo } from './machine.js';
 import { MountRun } from './mount.js';
 import { PipelineRun } from './pipeline.js';
 import { PutThrottledRun } from './put-throttled.js';
+import { SmallFilesSummary } from './small-files.js';
 import { Ratio, Series } from './stats.js';
 
 /** The results of a run: the table on stdout and the JSON record in bench-results/. */
@@ -70,6 +71,8 @@ export interface BenchResults {
     verifiedEveryRun: boolean;
     runs: MountRun[];
   } | null;
+  /** Many small files through `kangaroo put` (both modes) and `cp -r` into a mount. */
+  smallFiles: SmallFilesSummary;
 }
 
 export interface BenchRecord {
@@ -119,6 +122,18 @@ export function formatReport(rec: BenchRecord): string {
     [`4  ${c.bulkFiles} x ${c.bulkFileBytes / 1024} KiB files (truncate+put), no batching`, ops(r.bulkNoBatching.opsPerSecond.median), base, '', '', ''],
     ['   same with bulk frames (default client)', ops(r.bulkBatching.opsPerSecond.median), `no batching`, ...ratioCells(r.bulkVsNoBatching, 'x')],
   ];
+  const sf = r.smallFiles;
+  rows.push(
+    [`4b kangaroo put --unbatched of the ${c.bulkFiles} files, one command`, ops(sf.putUnbatchedOpsPerSecond.median), base, '', '', ''],
+    ['   kangaroo put of the same files (bulk frames)', ops(sf.putBatchedOpsPerSecond.median), '--unbatched', ...ratioCells(sf.putBatchedVsUnbatched, 'x')],
+    ['   the same, less a one-file put (start-up, commit)', '', '--unbatched, less', ...ratioCells(sf.putBatchedVsUnbatchedMarginal, 'x')],
+  );
+  if (sf.mount) {
+    rows.push(
+      [`   cp -r of the ${c.bulkFiles} files into MOUNT/kangaroo/DEST`, ops(sf.mount.opsPerSecond.median), 'kangaroo put', ...ratioCells(sf.mount.vsPutBatched, 'x')],
+      ['   the same, against cp -r to a local directory', `${Math.round(sf.mount.filesPerSecond.median)} files/s`, 'local cp -r', ...ratioCells(sf.mount.vsLocalCp, 'x')],
+    );
+  }
   const pl = r.pipeline;
   if (pl) {
     const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -151,6 +166,13 @@ export function formatReport(rec: BenchRecord): string {
       `(${num(r.bulkVsNoBatchingFirstRound.median)}x)`,
     `   delivery of the ${c.bulkFiles} files to the destination after commit: ${(r.bulkNoBatching.deliveryMs.median / 1000).toFixed(2)} s (no batching), ` +
       `${(r.bulkBatching.deliveryMs.median / 1000).toFixed(2)} s (batching)`,
+    `4b wall time of each command; a one-file kangaroo put took ${(sf.oneFileMs.median / 1000).toFixed(2)} s (node start-up, connect, commit); ` +
+      `ops are a truncate and a put per file` +
+      (sf.mount
+        ? `; the mount ${sf.mount.batchingSwitch ? 'has' : 'has no'} switch for its client's batching, so its figure is with bulk frames only ` +
+          `(it stats each new name, awaits each create, and commits to the spool at each close)`
+        : '') +
+      `; every file counted at the destination ${sf.verifiedEveryRun ? 'in every run' : 'NOT in every run'}`,
   ];
   if (pl) {
     const last = pl.runs[pl.runs.length - 1]!;

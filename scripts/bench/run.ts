@@ -11,6 +11,7 @@ import { codeInfo, machineInfo } from './machine.js';
 import { mountFigures, MountRun } from './mount.js';
 import { pipeline, PipelineRun } from './pipeline.js';
 import { putThrottled, PutThrottledRun } from './put-throttled.js';
+import { smallFiles, SmallFilesRun, smallFilesSummary } from './small-files.js';
 import { BenchRecord, BenchResults, formatReport, writeRecord } from './report.js';
 import { installExitHandlers, interrupted, Resources, withResources } from './resources.js';
 import { parseBytes } from '../../src/util/units.js';
@@ -45,6 +46,7 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     bulkOn: [] as BulkRun[],
     pipeline: [] as PipelineRun[],
     mount: [] as MountRun[],
+    small: [] as SmallFilesRun[],
   };
   const step = async <T>(label: string, timeoutMs: number, body: (res: Resources) => Promise<T>, show: (v: T) => string) => {
     progress(`  ${label} ... `);
@@ -71,6 +73,12 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
       `${Math.round(v.opsPerSecond)} ops/s (first round ${Math.round(v.firstRound.opsPerSecond)}); delivery ${(v.deliveryMs / 1000).toFixed(1)} s`;
     raw.bulkOff.push(await step('bulk, no batching', 120_000, bulk(false), opsText));
     raw.bulkOn.push(await step('bulk, batching', 120_000, bulk(true), opsText));
+    raw.small.push(
+      await step(`small files: kangaroo put${config.mount ? ', cp -r into a mount' : ''}`, 300_000, (res) => smallFiles(cli, res, config.bulkFiles, config.bulkFileBytes, config.mount), (v) =>
+        `put ${Math.round(v.putBatched.opsPerSecond)} ops/s, --unbatched ${Math.round(v.putUnbatched.opsPerSecond)}` +
+        (v.mount ? `; cp -r into the mount ${Math.round(v.mount.filesPerSecond)} files/s` : ''),
+      ),
+    );
     if (config.pipeline) {
       // sequential file mode takes about 3 x records x ms, plus start-up of 3 relays and 2 mounts
       const budget = 90_000 + 10 * config.pipelineRecords * config.pipelineMsPerRecord;
@@ -133,6 +141,7 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     bulkVsNoBatchingFirstRound: ratio('bulk frames, first round on new relays', 'one frame per op, first round on new relays', onFirst, offFirst, null),
     pipeline: raw.pipeline.length > 0 ? pipelineSummary(raw.pipeline) : null,
     mount: raw.mount.length > 0 ? mountSummary(raw.mount) : null,
+    smallFiles: smallFilesSummary(raw.small),
   };
 }
 
