@@ -349,8 +349,8 @@ export class Mover {
       for (const sop of batch) {
         const op = await this.spool.materialize(sop);
         if (op.type === 'put') {
-          // checked here, the CRC also serves the frame's checksum: the data is read once
-          op.dataCrc = crc32(op.data);
+          // data read back from disk is checked here; that CRC also serves the frame's checksum
+          op.dataCrc ??= crc32(op.data);
           if (!putIntact(op)) this.corrupted(sop);
         }
         wire.push({ ...op, seq: sop.localSeq });

@@ -58,8 +58,12 @@ export class Journal {
   private writing: Promise<void> | undefined;
   private writeError: KangarooError | undefined;
   private unwrittenBytes = 0;
+  /** Readers of records still in the queue, woken as the writer reaches them. */
+  private writeWaiters: { loc: RecordLocation; resolve: () => void }[] = [];
   private current = 0;
   private closed = false;
+  /** Called after each write to disk (unwritten bytes went down). */
+  onWritten: (() => void) | undefined;
 
   private constructor(
     readonly dir: string,
@@ -206,7 +210,20 @@ export class Journal {
       }
       this.unwrittenBytes -= w.bytes;
       this.writtenEnd.set(w.segment, (this.writtenEnd.get(w.segment) ?? 0) + w.bytes);
+      this.wakeReaders();
+      this.onWritten?.();
     }
+    this.wakeReaders();
+  }
+
+  private wakeReaders(): void {
+    if (this.writeWaiters.length === 0) return;
+    const failed = this.writeError !== undefined || this.queue.length === 0;
+    this.writeWaiters = this.writeWaiters.filter((w) => {
+      if (!failed && !this.isWritten(w.loc)) return true;
+      w.resolve();
+      return false;
+    });
   }
 
   /** True once the record at `loc` has reached the file (readable with `read`). */
@@ -230,7 +247,9 @@ export class Journal {
 
   /** Reads a record's payload (or part of it) back from disk. */
   async read(loc: RecordLocation, from = 0, length = loc.length - from): Promise<Buffer> {
-    if (!this.isWritten(loc)) await this.flush();
+    // wait for this record only: writers keep appending, so the queue may never be empty
+    if (!this.isWritten(loc) && this.writing) await new Promise<void>((resolve) => this.writeWaiters.push({ loc, resolve }));
+    if (this.writeError) throw this.writeError;
     const fd = this.fds.get(loc.segment);
     const buf = Buffer.allocUnsafe(length);
     if (fd) {

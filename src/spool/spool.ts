@@ -38,6 +38,8 @@ export interface SpooledOp {
   dataLength: number;
   /** Data kept in memory (memory first, then disk); undefined once only on disk. */
   data: Buffer | undefined;
+  /** CRC-32 of the kept `data`, when the relay learnt it on receipt: sending it needs no pass over it. */
+  dataCrc?: number;
   file: FileState;
   inflight: boolean;
   /** When this relay took the op (the file's modification time as the spool sees it). */
@@ -68,6 +70,8 @@ export interface SpoolOptions {
 }
 
 export const DEFAULT_MAX_SPOOL_BYTES = 10 * 1024 ** 3;
+/** Accepted bytes that may wait in memory for the journal's writer before writers are held. */
+export const MAX_UNWRITTEN_BYTES = 32 * 1024 * 1024;
 
 export class Spool extends EventEmitter {
   private files = new Map<string, FileState>();
@@ -84,6 +88,8 @@ export class Spool extends EventEmitter {
   peakBytes = 0;
   recovery: RecoveryReport | undefined;
   private journal!: Journal;
+  /** Set when writers were told to wait for the journal's writer (see hasRoom). */
+  private waitingForDisk = false;
 
   private constructor(readonly options: Required<SpoolOptions>) {
     super();
@@ -99,6 +105,11 @@ export class Spool extends EventEmitter {
     ]);
     spool.journal = journal;
     spool.recovery = report;
+    journal.onWritten = () => {
+      if (!spool.waitingForDisk || journal.unwritten >= MAX_UNWRITTEN_BYTES) return;
+      spool.waitingForDisk = false;
+      spool.emit('space');
+    };
     const done = new Map<number, number>();
     const recovered: { localSeq: number; origin: Origin; op: OrderedOp; loc: RecordLocation; dataOffset: number }[] = [];
     for (const rec of records) {
@@ -154,9 +165,14 @@ export class Spool extends EventEmitter {
     return this.journal.bytes;
   }
 
-  /** False when the spool is at its limit: callers stop reading from writers until 'space'. */
+  /**
+   * False when the spool is at its limit, or when more than MAX_UNWRITTEN_BYTES wait
+   * for a disk slower than the writers (they would otherwise pile up in memory):
+   * callers stop reading from writers until 'space'.
+   */
   hasRoom(): boolean {
-    return this.journal.bytes < this.options.maxBytes;
+    if (this.journal.unwritten >= MAX_UNWRITTEN_BYTES) this.waitingForDisk = true;
+    return this.journal.bytes < this.options.maxBytes && !this.waitingForDisk;
   }
 
   /** Takes an op into the spool. Returns undefined for a resend already held. */
@@ -177,6 +193,7 @@ export class Spool extends EventEmitter {
     // the data lives in the journal (and maybe `keep`); a dataCrc would describe data no longer here
     const stored = op.type === 'put' ? { ...op, data: Buffer.alloc(0), dataCrc: undefined } : op;
     const sop = this.index(localSeq, origin, stored, loc, enc.dataOffset, dataLength, keep);
+    if (keep && op.type === 'put') sop.dataCrc = op.dataCrc;
     this.peakBytes = Math.max(this.peakBytes, this.journal.bytes);
     this.emit('ops', op.host);
     return sop;
@@ -235,9 +252,10 @@ export class Spool extends EventEmitter {
     return this.journal.read(sop.loc, sop.dataOffset, sop.dataLength);
   }
 
-  /** The op as it goes on the wire, with its data loaded. */
+  /** The op as it goes on the wire, with its data loaded (and the data's CRC when known). */
   async materialize(sop: SpooledOp): Promise<OrderedOp> {
     if (sop.op.type !== 'put') return sop.op;
+    if (sop.data) return { ...sop.op, data: sop.data, dataCrc: sop.dataCrc };
     return { ...sop.op, data: await this.data(sop) };
   }
 
@@ -264,6 +282,7 @@ export class Spool extends EventEmitter {
       this.queues.get(sop.op.host)?.delete(sop.localSeq);
       if (sop.data) this.memoryUsed -= sop.dataLength;
       sop.data = undefined;
+      sop.dataCrc = undefined;
       const live = (this.liveBySegment.get(sop.loc.segment) ?? 1) - 1;
       this.liveBySegment.set(sop.loc.segment, live);
       this.pendingDone.push(sop.localSeq);

@@ -420,4 +420,28 @@ describe('Journal', () => {
     await journal.close();
     expect(() => journal.append(1, [Buffer.from('x')])).toThrow(expect.objectContaining({ code: 'CLOSED' }));
   });
+
+  // The mover reads records back while writers keep appending: a read waits for its own
+  // record to reach the file, not for a queue that never empties.
+  it('reads a record back while later appends keep the writer busy', async () => {
+    const { journal } = await Journal.open(tmpDir(), 64 * 1024 * 1024, noCheckpoint);
+    const early = bytes(1, 1024 * 1024);
+    const loc = journal.append(1, [early]);
+    const more = bytes(2, 1024 * 1024);
+    let appending = true;
+    let turns = 0;
+    const keepAppending = (async () => {
+      for (; appending && turns < 500; turns++) {
+        for (let k = 0; k < 4; k++) journal.append(1, [more]);
+        await new Promise((r) => setImmediate(r));
+      }
+    })();
+    const got = await journal.read(loc);
+    const whileAppending = appending && turns < 500;
+    appending = false;
+    await keepAppending;
+    await journal.close();
+    expect(got.equals(early)).toBe(true);
+    expect(whileAppending).toBe(true);
+  });
 });

@@ -9,7 +9,7 @@ import { KangarooError } from '../../src/errors.js';
 import { OrderedOp } from '../../src/protocol/messages.js';
 import { RECORD_HEADER_BYTES } from '../../src/spool/journal.js';
 import { Origin } from '../../src/spool/records.js';
-import { Spool, SpooledOp } from '../../src/spool/spool.js';
+import { MAX_UNWRITTEN_BYTES, Spool, SpooledOp } from '../../src/spool/spool.js';
 
 const HOST = '127.0.0.1:9';
 const NO_ORIGIN: Origin = { clientId: '', seq: 0 };
@@ -205,6 +205,20 @@ describe('Spool', () => {
     await deliver(spool, sops);
     expect(spool.hasRoom()).toBe(true);
     expect(spool.peakBytes).toBeGreaterThanOrEqual(2 * MiB);
+  });
+
+  // Writers faster than the disk: accepted bytes waiting for the journal's writer are bounded,
+  // and room comes back (with a 'space' event) as the writer catches up.
+  it('reports no room while more than MAX_UNWRITTEN_BYTES wait for the disk, and room again once written', async () => {
+    const spool = await openSpool(tmpDir(), { maxBytes: 1024 * MiB });
+    const chunk = bytes(1, MiB);
+    let i = 0;
+    // all in one turn of the event loop: nothing is written yet
+    while (spool.hasRoom()) spool.accept(put('/fast', i * MiB, chunk), NO_ORIGIN), i++;
+    expect(spool.unwrittenBytes).toBeGreaterThanOrEqual(MAX_UNWRITTEN_BYTES);
+    expect(i).toBeLessThanOrEqual(MAX_UNWRITTEN_BYTES / MiB + 1);
+    await once(spool, 'space');
+    expect(spool.hasRoom()).toBe(true);
   });
 
   describe('resend filter', () => {
