@@ -32,10 +32,14 @@ export class ExportRoot {
     this.realRoot = await fsp.realpath(this.root);
   }
 
+  /** The local name of a remote path, before any check of where it leads. */
+  private lexical(remote: string): string {
+    return path.resolve(this.realRoot, '.' + normalizePath(remote));
+  }
+
   /** Maps a remote path to a local one inside the root, refusing any way out. */
   async resolve(remote: string): Promise<string> {
-    const rel = normalizePath(remote);
-    const local = path.resolve(this.realRoot, '.' + rel);
+    const local = this.lexical(remote);
     // Find the deepest existing ancestor (or the path itself) and check where it really is.
     let probe = local;
     for (;;) {
@@ -102,11 +106,22 @@ export class ExportRoot {
     }
   }
 
-  private async closeHandle(local: string): Promise<void> {
-    const fd = this.open.get(local);
-    if (!fd) return;
-    this.open.delete(local);
-    await fd.close().catch(() => undefined);
+  /**
+   * Before `local` (a file, or a directory and all below it) is renamed (`keep`) or removed:
+   * what was written there is fsync'd now, while its name still leads to it, and its
+   * handles are closed, so no later op reaches a moved file through a handle kept
+   * under its old name.
+   */
+  private async releaseUnder(local: string, keep: boolean): Promise<void> {
+    const under = (p: string) => p === local || p.startsWith(local + path.sep);
+    for (const p of [...this.dirtyFiles].filter(under)) {
+      this.dirtyFiles.delete(p);
+      if (keep) await this.syncFile(p);
+    }
+    for (const [p, fd] of [...this.open].filter(([p]) => under(p))) {
+      this.open.delete(p);
+      await fd.close().catch(() => undefined);
+    }
   }
 
   /** fsyncs a file by path, through its open handle if it has one. */
@@ -132,7 +147,11 @@ export class ExportRoot {
   }
 
   private async applyUnchecked(op: OrderedOp): Promise<void> {
-    const local = await this.resolve(op.path);
+    // A put to a file with an open handle was checked when the handle was opened; the handle
+    // is closed whenever its name is renamed or removed, so it still is that file (and saves
+    // a realpath per put).
+    const known = op.type === 'put' ? this.lexical(op.path) : undefined;
+    const local = known !== undefined && this.open.has(known) ? known : await this.resolve(op.path);
     if (local === this.realRoot && op.type !== 'mkdir' && op.type !== 'setattr') {
       throw new KangarooError('IS_DIR', `cannot ${op.type} the export root`);
     }
@@ -165,7 +184,7 @@ export class ExportRoot {
         return;
       }
       case 'unlink': {
-        await this.closeHandle(local);
+        await this.releaseUnder(local, false);
         try {
           await fsp.unlink(local);
           this.dirtyDirs.add(path.dirname(local));
@@ -192,10 +211,9 @@ export class ExportRoot {
       case 'rename': {
         const target = await this.resolve(op.to);
         if (target === this.realRoot) throw new KangarooError('IS_DIR', 'cannot rename onto the export root');
-        await this.closeHandle(local);
-        await this.closeHandle(target);
+        await this.releaseUnder(local, true);
+        await this.releaseUnder(target, false);
         await this.ensureParent(target);
-        if (this.dirtyFiles.delete(local)) this.dirtyFiles.add(target);
         try {
           await fsp.rename(local, target);
         } catch (err) {

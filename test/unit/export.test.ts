@@ -227,4 +227,29 @@ describe('ExportRoot', () => {
       expect(got.length).toBe(101);
     }
   });
+
+  // Handles are kept open between puts and keyed by name: renaming a directory must not leave
+  // its files reachable under their old names, or the next file there would be written into them.
+  it('after a directory is renamed, writes to the old names make new files; the moved ones keep their data', async () => {
+    await root.apply(put('/run/a/out.dat', 0, 'first run'));
+    await root.apply(put('/run/a/deep/log', 0, 'first log'));
+    await root.apply(rename('/run/a', '/run/b'));
+    await root.apply(put('/run/a/out.dat', 0, 'second'));
+    await root.apply(put('/run/a/deep/log', 0, 'second log'));
+    await root.commit();
+    expect(fs.readFileSync(local('run/b/out.dat')).toString()).toBe('first run');
+    expect(fs.readFileSync(local('run/b/deep/log')).toString()).toBe('first log');
+    expect(fs.readFileSync(local('run/a/out.dat')).toString()).toBe('second');
+    expect(fs.readFileSync(local('run/a/deep/log')).toString()).toBe('second log');
+  });
+
+  // The same for a file replaced by a rename onto its name.
+  it('a file replaced by a rename onto its name is not written through its old handle', async () => {
+    await root.apply(put('/x', 0, 'old x'));
+    await root.apply(put('/y', 0, 'new'));
+    await root.apply(rename('/y', '/x'));
+    await root.apply(put('/x', 3, '!'));
+    await root.commit();
+    expect(fs.readFileSync(local('x')).toString()).toBe('new!');
+  });
 });
