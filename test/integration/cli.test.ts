@@ -51,6 +51,33 @@ describe('the kangaroo command line', () => {
     expect((await kangaroo(['commit', '--relay', hop.address])).code).toBe(0);
   });
 
+  /** Many files in one put travel read ahead and batched; sizes mixed, an empty one, a large one among them. */
+  it('puts hundreds of files in one command, each byte-identical at the destination', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const hop = await startRelay(dir, 'hop');
+    const src = path.join(dir, 'many');
+    fs.mkdirSync(src);
+    const names: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const name = path.join(src, `f${String(i).padStart(3, '0')}.dat`);
+      const size = i === 150 ? 3 * 1024 * 1024 + 5 : i === 7 ? 0 : 1 + ((i * 7919) % 20000);
+      fs.writeFileSync(name, crypto.randomBytes(size));
+      names.push(name);
+    }
+    const url = `kangaroo://${dest.address}/many/`;
+    const missing = await kangaroo(['put', names[0]!, path.join(src, 'no-such-file'), url, '--relay', hop.address]);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr).toMatch(/no-such-file/);
+    const put = await kangaroo(['put', ...names, url, '--relay', hop.address, '--push']);
+    expect(put.code, put.stderr).toBe(0);
+    expect(put.stderr).toContain('300 file(s)');
+    for (const n of names) {
+      const got = fs.readFileSync(path.join(dest.exportDir!, 'many', path.basename(n)));
+      expect(got.equals(fs.readFileSync(n)), path.basename(n)).toBe(true);
+    }
+  });
+
   /** put - reads standard input; the status view lists a file still on its way. */
   it('puts from stdin and shows undelivered files in status', async () => {
     const dir = await tempDir();

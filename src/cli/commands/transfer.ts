@@ -3,7 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { formatKangarooUrl, parseKangarooUrl, RemoteFile } from '../../address.js';
-import { getToStream, putFile, putStream } from '../../client/transfer.js';
+import { getToStream, putFiles, putStream } from '../../client/transfer.js';
 import { KangarooError } from '../../errors.js';
 import { formatBytes } from '../../util/units.js';
 import { STDIO } from '../defaults.js';
@@ -31,19 +31,15 @@ export function register(y: Argv): Argv {
         const dest = parseKangarooUrl(destText);
         const intoDir = sources.length > 1 || destText.endsWith('/');
         if (sources.filter((s) => s === STDIO).length > 0 && intoDir) throw new KangarooError('BAD_ARGUMENT', 'stdin (-) needs a file name as destination');
-        let total = 0;
-        for (const s of sources) if (s !== STDIO) total += (await fsp.stat(s)).size;
+        const sizes = await Promise.all(sources.map((s) => (s === STDIO ? 0 : fsp.stat(s).then((st) => st.size))));
+        const total = sizes.reduce((a, b) => a + b, 0);
         await withClient(argv, async (client) => {
           const progress = new Progress('put', total || undefined);
           let sent = 0;
-          const targets: RemoteFile[] = [];
-          for (const s of sources) {
-            const target: RemoteFile = intoDir ? { host: dest.host, path: path.posix.join(dest.path, path.basename(s)) } : dest;
-            targets.push(target);
-            const onBytes = (n: number) => progress.update((sent += n));
-            if (s === STDIO) await putStream(client, process.stdin, target, onBytes);
-            else await putFile(client, s, target, onBytes);
-          }
+          const targets: RemoteFile[] = sources.map((s) => (intoDir ? { host: dest.host, path: path.posix.join(dest.path, path.basename(s)) } : dest));
+          const onBytes = (n: number) => progress.update((sent += n));
+          if (sources[0] === STDIO) await putStream(client, process.stdin, targets[0]!, onBytes);
+          else await putFiles(client, sources.map((local, i) => ({ local, dest: targets[i]!, size: sizes[i]! })), onBytes);
           await client.commit();
           progress.finish();
           if (argv.push) for (const t of targets) await client.push(t.host, t.path);
