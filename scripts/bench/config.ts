@@ -18,6 +18,14 @@ export interface BenchConfig {
   /** Measurement 6, the mount: dd through it, re-reads. */
   mount: boolean;
   mountMib: number;
+  /** The wide-area comparison (scripts/bench/wan): sshfs, rclone, staging and kangaroo over an emulated link. */
+  wan: boolean;
+  /** Link rate for its burst and fault runs, MB/s. */
+  wanRate: number;
+  /** Burst sizes, MiB. */
+  wanBurstMib: number[];
+  /** How long the link is cut in the fault run, seconds. */
+  wanCutSeconds: number;
 }
 
 export const USAGE = `Usage: npm run bench -- [options]
@@ -33,15 +41,30 @@ Measures the relay against baselines taken in the same run and prints ratios.
   --pipeline-ms N    compute per record and stage, in ms (default 20)
   --no-mount         skip measurement 6, the mount (it needs FUSE)
   --mount-mib N      MiB dd writes through the mount (default 1024, quick 128)
+  --no-wan           skip the wide-area comparison (sshfs, rclone, staging, kangaroo over an
+                     emulated link; needs root, network namespaces and FUSE; installs its peers
+                     with scripts/bench/wan/setup-peers.sh when missing). "npm run bench:wan" runs it alone
+  --wan-rate N       its link rate for the burst and fault runs, MB/s (default 10)
+  --wan-burst N,N    its burst sizes, MiB (default 10,100,1000; quick 10,50)
+  --wan-cut N        seconds the link is cut in its fault run (default 30, quick 10)
   --help             this text
 
 Relays run from dist/cli/main.js: run "npm run build" after changing src/.
-Results: a table on stdout, JSON in bench-results/relay-<timestamp>.json and bench-results/latest.json.`;
+Results: a table on stdout, JSON in bench-results/relay-<timestamp>.json and bench-results/latest.json;
+the wide-area comparison in bench-results/wan-<timestamp>.json, wan-latest.json and an SVG plot
+(copied to docs/turnaround.svg).`;
 
 function positiveInt(name: string, text: string | undefined, fallback: number): number {
   if (text === undefined) return fallback;
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} wants a whole number >= 1, not "${text}"`);
+  return n;
+}
+
+function positiveNumber(name: string, text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} wants a number > 0, not "${text}"`);
   return n;
 }
 
@@ -60,6 +83,10 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
       'pipeline-ms': { type: 'string' },
       'no-mount': { type: 'boolean' },
       'mount-mib': { type: 'string' },
+      'no-wan': { type: 'boolean' },
+      'wan-rate': { type: 'string' },
+      'wan-burst': { type: 'string' },
+      'wan-cut': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -80,5 +107,9 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
     pipeline: !values['no-pipeline'],
     pipelineRecords: positiveInt('pipeline-records', values['pipeline-records'], quick ? 100 : 200),
     pipelineMsPerRecord: positiveInt('pipeline-ms', values['pipeline-ms'], 20),
+    wan: !values['no-wan'],
+    wanRate: positiveNumber('wan-rate', values['wan-rate'], 10),
+    wanBurstMib: values['wan-burst'] !== undefined ? values['wan-burst'].split(',').map((t) => positiveInt('wan-burst', t.trim(), 1)) : quick ? [10, 50] : [10, 100, 1000],
+    wanCutSeconds: positiveInt('wan-cut', values['wan-cut'], quick ? 10 : 30),
   };
 }

@@ -16,6 +16,7 @@ import { BenchRecord, BenchResults, formatReport, writeRecord } from './report.j
 import { installExitHandlers, interrupted, Resources, withResources } from './resources.js';
 import { parseBytes } from '../../src/util/units.js';
 import { now, ratio, series } from './stats.js';
+import { runWan } from './wan/wan.js';
 
 /**
  * `npm run bench`: the relay's figures, each as a ratio against a baseline measured
@@ -212,6 +213,11 @@ async function main(): Promise<void> {
   const file = await writeRecord(root, rec);
   process.stdout.write('\n' + formatReport(rec));
   process.stdout.write(`\n${rec.durationSeconds.toFixed(0)} s; results in ${path.relative(root, file)} (and bench-results/latest.json)\n`);
+  // the wide-area comparison: its own record (bench-results/wan-*.json), after the relay's
+  if (config.wan) {
+    progress('\n');
+    await runWan(config, cli, root, progress);
+  }
 }
 
 main().catch((err: unknown) => {
