@@ -273,6 +273,36 @@ export class Mover {
     return out;
   }
 
+  /**
+   * Picks the next ops to send and starts loading their data (at once, not one
+   * after another); undefined when nothing is ready. Data read back from disk is
+   * checked against its put's sum here; that CRC also serves the frame's checksum.
+   */
+  private prepare(): { batch: SpooledOp[]; loaded: Promise<{ wire: OrderedOp[]; bytes: number }> } | undefined {
+    const batch = this.pick();
+    if (batch.length === 0) return undefined;
+    for (const sop of batch) {
+      sop.inflight = true;
+      this.inflight.add(sop);
+    }
+    const loaded = Promise.all(batch.map((sop) => this.spool.materialize(sop))).then((ops) => {
+      const wire: OrderedOp[] = [];
+      let bytes = 0;
+      ops.forEach((op, i) => {
+        const sop = batch[i]!;
+        if (op.type === 'put') {
+          op.dataCrc ??= crc32(op.data);
+          if (!putIntact(op)) this.corrupted(sop);
+        }
+        wire.push({ ...op, seq: sop.localSeq });
+        bytes += sop.dataLength;
+      });
+      return { wire, bytes };
+    });
+    loaded.catch(() => undefined); // seen when awaited; a prefetch dropped with the connection is not an error
+    return { batch, loaded };
+  }
+
   /** Sends until nothing is left, then returns once everything sent is committed. */
   private async pump(client: RelayClient): Promise<void> {
     this.hang.progress();
@@ -331,31 +361,21 @@ export class Mover {
       done.catch(() => undefined);
       groups.push({ ops, done });
     };
+    // the next batch's data is read from the spool while this one is checked and sent
+    let next = this.prepare();
     for (;;) {
       if (this.stopped) throw new KangarooError('CLOSED', 'mover stopped');
-      const batch = this.pick();
-      if (batch.length === 0) {
+      const prepared = next ?? this.prepare();
+      next = undefined;
+      if (!prepared) {
         if (current.length > 0) closeGroup();
         if (groups.length === 0) return;
         await groups.shift()!.done;
         continue;
       }
-      for (const sop of batch) {
-        sop.inflight = true;
-        this.inflight.add(sop);
-      }
-      const wire: OrderedOp[] = [];
-      let bytes = 0;
-      for (const sop of batch) {
-        const op = await this.spool.materialize(sop);
-        if (op.type === 'put') {
-          // data read back from disk is checked here; that CRC also serves the frame's checksum
-          op.dataCrc ??= crc32(op.data);
-          if (!putIntact(op)) this.corrupted(sop);
-        }
-        wire.push({ ...op, seq: sop.localSeq });
-        bytes += sop.dataLength;
-      }
+      const { batch } = prepared;
+      const { wire, bytes } = await prepared.loaded;
+      next = this.prepare();
       if (client.closed) await lost();
       if (this.options.rateLimiter) {
         this.throttled = true;
