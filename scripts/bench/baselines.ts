@@ -51,8 +51,8 @@ async function diskWriteOnce(file: string, payload: Payload): Promise<{ mbps: nu
  * a client writing the payload's 1 MiB buffers, timed until the server has all bytes
  * (it answers a byte). Twice on one connection; the second is the baseline.
  */
-export async function tcpCopy(res: Resources, sinkScript: string, payload: Payload): Promise<Baseline> {
-  const child = spawn(process.execPath, [sinkScript, String(payload.bytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function tcpCopy(res: Resources, sinkScript: string, payload: Payload, toFile?: string): Promise<Baseline> {
+  const child = spawn(process.execPath, [sinkScript, String(payload.bytes), ...(toFile ? [toFile] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -73,6 +73,15 @@ export async function tcpCopy(res: Resources, sinkScript: string, payload: Paylo
   } finally {
     socket.destroy();
   }
+}
+
+/**
+ * A plain copy over TCP: the same, but the far end writes the bytes to a file and
+ * fsyncs it before it answers, as the relay chain's delivery ends with the file safe.
+ */
+export async function tcpFileCopy(res: Resources, sinkScript: string, payload: Payload): Promise<Baseline> {
+  const dir = await res.tempDir();
+  return tcpCopy(res, sinkScript, payload, path.join(dir, 'copy.bin'));
 }
 
 async function tcpCopyOnce(socket: net.Socket, payload: Payload): Promise<{ mbps: number; ms: number }> {

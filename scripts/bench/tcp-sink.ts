@@ -1,22 +1,65 @@
+import fs from 'node:fs';
 import net from 'node:net';
 
 /**
- * The receiving end of the TCP baseline, run as its own process (as a relay is):
- * accepts a stream, discards it, and answers one byte each time it has received
- * another BYTES (its argument). Prints its port when listening.
+ * The receiving end of the TCP baselines, run as its own process (as a relay is):
+ * accepts a stream and answers one byte each time it has received another BYTES
+ * (its first argument). Prints its port when listening.
+ *
+ * With a second argument FILE it is a plain copy: every BYTES received are written
+ * to FILE (from its start) and fsync'd before the answer, as a copy tool that ends
+ * with the file safe at the far end does. Without it, the bytes are discarded.
  */
 const expected = Number(process.argv[2]);
+const file = process.argv[3];
 if (!Number.isFinite(expected) || expected <= 0) {
-  process.stderr.write('usage: tcp-sink BYTES\n');
+  process.stderr.write('usage: tcp-sink BYTES [FILE]\n');
   process.exit(2);
 }
+
+/** Writes the chunks in order at increasing offsets; `sync` resolves once all are on disk. */
+class FileSink {
+  private fd: number;
+  private offset = 0;
+  private writing: Promise<void> = Promise.resolve();
+
+  constructor(path: string) {
+    this.fd = fs.openSync(path, 'w');
+  }
+
+  write(chunk: Buffer): void {
+    const at = this.offset;
+    this.offset += chunk.length;
+    this.writing = this.writing.then(() => writeAll(this.fd, chunk, at));
+  }
+
+  async sync(): Promise<void> {
+    await this.writing;
+    await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (e) => (e ? reject(e) : resolve())));
+    this.offset = 0;
+  }
+}
+
+function writeAll(fd: number, chunk: Buffer, at: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (done: number) => {
+      if (done === chunk.length) return resolve();
+      fs.write(fd, chunk, done, chunk.length - done, at + done, (e, n) => (e ? reject(e) : step(done + n)));
+    };
+    step(0);
+  });
+}
+
 const server = net.createServer((socket) => {
   let received = 0;
+  const sink = file ? new FileSink(file) : undefined;
   socket.on('data', (d) => {
+    sink?.write(d);
     received += d.length;
     while (received >= expected) {
       received -= expected;
-      socket.write('k');
+      if (sink) void sink.sync().then(() => socket.write('k'));
+      else socket.write('k');
     }
   });
   socket.on('error', () => undefined);
