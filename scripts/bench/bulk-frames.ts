@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { RelayClient } from '../../src/client/client.js';
 import { sizeOf } from './data.js';
+import { startDelayProxy } from './delay-proxy.js';
 import { RelayHandle, startRelay } from './relay-process.js';
 import { Resources } from './resources.js';
 import { now } from './stats.js';
@@ -19,6 +20,9 @@ import { now } from './stats.js';
  * running. After each round a push of its last file waits until all N files are
  * at the destination (ops leave the first hop in order), so delivery of one round
  * does not overlap the next; that delivery time is recorded as well.
+ *
+ * With a one-way delay, the client talks to the first hop through a delay proxy:
+ * the case bulk frames are for (a client whose relay is a few milliseconds away).
  */
 
 export interface BulkRound {
@@ -35,10 +39,12 @@ export interface BulkRun extends BulkRound {
   verified: boolean;
 }
 
-export async function bulkFrames(cli: string, res: Resources, files: number, fileBytes: number, batching: boolean): Promise<BulkRun> {
+export async function bulkFrames(cli: string, res: Resources, files: number, fileBytes: number, batching: boolean, oneWayDelayMs = 0): Promise<BulkRun> {
   const dest = await startRelay(cli, res, 'destination', { export: true });
   const hop = await startRelay(cli, res, 'first hop');
-  const client = await RelayClient.connect(hop.address, { batching });
+  // with a delay, the client reaches its relay over a link with that latency each way
+  const proxy = oneWayDelayMs > 0 ? await startDelayProxy(hop.address, oneWayDelayMs) : undefined;
+  const client = await RelayClient.connect(proxy?.address ?? hop.address, { batching });
   const data = crypto.randomBytes(fileBytes);
   const what = `bulk (${batching ? 'batching' : 'no batching'})`;
   try {
@@ -47,6 +53,7 @@ export async function bulkFrames(cli: string, res: Resources, files: number, fil
     return { ...r, ops: 2 * files, firstRound, verified: true };
   } finally {
     client.destroy();
+    await proxy?.close();
   }
 }
 

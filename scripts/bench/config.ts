@@ -11,6 +11,8 @@ export interface BenchConfig {
   /** Number of small files in the bulk-frame runs (measurement 4). */
   bulkFiles: number;
   bulkFileBytes: number;
+  /** One-way delay of the link in the second bulk measurement (client to first hop). */
+  bulkDelayMs: number;
   /** Measurement 5, the three-stage pipeline (files one after another against grid buffers at once). */
   pipeline: boolean;
   pipelineRecords: number;
@@ -35,6 +37,7 @@ Measures the relay against baselines taken in the same run and prints ratios.
   --repeats N        repeat every measurement N times and report medians (default 3, quick 1)
   --mib N            MiB written by the disk, put and delivery measurements (default 256, quick 32)
   --bulk-files N     small files in the bulk-frame runs (default 1000)
+  --bulk-delay-ms N  one-way delay of the link in the second bulk run (default 2: a 4 ms round trip)
   --pipeline         run the three-stage pipeline measurement (the default)
   --no-pipeline      skip it (it needs FUSE and python3)
   --pipeline-records N   records through the pipeline (default 200, quick 100)
@@ -77,6 +80,7 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
       repeats: { type: 'string' },
       mib: { type: 'string' },
       'bulk-files': { type: 'string' },
+      'bulk-delay-ms': { type: 'string' },
       pipeline: { type: 'boolean' },
       'no-pipeline': { type: 'boolean' },
       'pipeline-records': { type: 'string' },
@@ -104,6 +108,7 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
     mount: !values['no-mount'],
     mountMib: positiveInt('mount-mib', values['mount-mib'], quick ? 128 : 1024),
     bulkFileBytes: 4096,
+    bulkDelayMs: positiveInt('bulk-delay-ms', values['bulk-delay-ms'], 2),
     pipeline: !values['no-pipeline'],
     pipelineRecords: positiveInt('pipeline-records', values['pipeline-records'], quick ? 100 : 200),
     pipelineMsPerRecord: positiveInt('pipeline-ms', values['pipeline-ms'], 20),

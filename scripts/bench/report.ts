@@ -69,6 +69,10 @@ export interface BenchResults {
   bulkBatching: BulkSummary;
   bulkVsNoBatching: Ratio;
   bulkVsNoBatchingFirstRound: Ratio;
+  /** The same through a link with latency (a delay proxy between client and first hop). */
+  bulkNoBatchingDelayed: BulkSummary;
+  bulkBatchingDelayed: BulkSummary;
+  bulkVsNoBatchingDelayed: Ratio;
   /** Null when skipped (--no-pipeline). */
   pipeline: PipelineSummary | null;
   /** Null when skipped (--no-mount). */
@@ -136,6 +140,8 @@ export function formatReport(rec: BenchRecord): string {
     ['   delivery direct, against disk', rate(r.deliveryDirect.mbps.median), `disk ${rate(r.disk.median)}`, ...ratioCells(r.deliveryDirect.vsDisk)],
     [`4  ${c.bulkFiles} x ${c.bulkFileBytes / 1024} KiB files (truncate+put), no batching`, ops(r.bulkNoBatching.opsPerSecond.median), base, '', '', ''],
     ['   same with bulk frames (default client)', ops(r.bulkBatching.opsPerSecond.median), `no batching`, ...ratioCells(r.bulkVsNoBatching, 'x')],
+    [`   no batching, client ${c.bulkDelayMs} ms from its relay (${2 * c.bulkDelayMs} ms round trips)`, ops(r.bulkNoBatchingDelayed.opsPerSecond.median), base, '', '', ''],
+    ['   same with bulk frames', ops(r.bulkBatchingDelayed.opsPerSecond.median), `no batching`, ...ratioCells(r.bulkVsNoBatchingDelayed, 'x')],
   ];
   const sf = r.smallFiles;
   rows.push(
@@ -181,6 +187,8 @@ export function formatReport(rec: BenchRecord): string {
       `(${num(r.bulkVsNoBatchingFirstRound.median)}x)`,
     `   delivery of the ${c.bulkFiles} files to the destination after commit: ${(r.bulkNoBatching.deliveryMs.median / 1000).toFixed(2)} s (no batching), ` +
       `${(r.bulkBatching.deliveryMs.median / 1000).toFixed(2)} s (batching)`,
+    `   without batching each truncate waits for its answer, so its cost is the round trip: ~0.1 ms over loopback, ` +
+      `${2 * c.bulkDelayMs} ms through the delay proxy (this kernel has no netem; the proxy delays every chunk ${c.bulkDelayMs} ms each way)`,
     `4b wall time of each command; a one-file kangaroo put took ${(sf.oneFileMs.median / 1000).toFixed(2)} s (node start-up, connect, commit); ` +
       `ops are a truncate and a put per file` +
       (sf.mount

@@ -47,6 +47,8 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     spooled: [] as DeliveryRun[],
     bulkOff: [] as BulkRun[],
     bulkOn: [] as BulkRun[],
+    bulkOffDelay: [] as BulkRun[],
+    bulkOnDelay: [] as BulkRun[],
     pipeline: [] as PipelineRun[],
     mount: [] as MountRun[],
     small: [] as SmallFilesRun[],
@@ -72,12 +74,15 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     raw.hop.push(await step('delivery via first hop', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'first hop'), (v) => mb(v.mbps)));
     raw.direct.push(await step('delivery direct', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'direct'), (v) => mb(v.mbps)));
     raw.spooled.push(await step('delivery from a spool (mover alone)', 60_000 + bytes / 5e3, (res) => delivery(cli, res, payload, 'spooled'), (v) => mb(v.mbps)));
-    const bulk = (batching: boolean) => (res: Resources) =>
-      bulkFrames(cli, res, config.bulkFiles, config.bulkFileBytes, batching);
+    const bulk = (batching: boolean, delayMs = 0) => (res: Resources) =>
+      bulkFrames(cli, res, config.bulkFiles, config.bulkFileBytes, batching, delayMs);
     const opsText = (v: BulkRun) =>
       `${Math.round(v.opsPerSecond)} ops/s (first round ${Math.round(v.firstRound.opsPerSecond)}); delivery ${(v.deliveryMs / 1000).toFixed(1)} s`;
     raw.bulkOff.push(await step('bulk, no batching', 120_000, bulk(false), opsText));
     raw.bulkOn.push(await step('bulk, batching', 120_000, bulk(true), opsText));
+    const rtt = `${2 * config.bulkDelayMs} ms round trips`;
+    raw.bulkOffDelay.push(await step(`bulk over ${rtt}, no batching`, 120_000 + 4 * config.bulkFiles * config.bulkDelayMs * 2, bulk(false, config.bulkDelayMs), opsText));
+    raw.bulkOnDelay.push(await step(`bulk over ${rtt}, batching`, 120_000, bulk(true, config.bulkDelayMs), opsText));
     raw.small.push(
       await step(`small files: kangaroo put${config.mount ? ', cp -r into a mount' : ''}`, 300_000, (res) => smallFiles(cli, res, config.bulkFiles, config.bulkFileBytes, config.mount), (v) =>
         `put ${Math.round(v.putBatched.opsPerSecond)} ops/s, --unbatched ${Math.round(v.putUnbatched.opsPerSecond)}` +
@@ -155,7 +160,16 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     },
     bulkNoBatching: bulkSummary(raw.bulkOff),
     bulkBatching: bulkSummary(raw.bulkOn),
-    bulkVsNoBatching: ratio('bulk frames (batching client)', 'one frame per op (batching: false)', on, off, 5),
+    bulkVsNoBatching: ratio('bulk frames (batching client)', 'one frame per op (batching: false)', on, off, null),
+    bulkNoBatchingDelayed: bulkSummary(raw.bulkOffDelay),
+    bulkBatchingDelayed: bulkSummary(raw.bulkOnDelay),
+    bulkVsNoBatchingDelayed: ratio(
+      `bulk frames, client ${config.bulkDelayMs} ms from its relay`,
+      `one frame per op, client ${config.bulkDelayMs} ms from its relay`,
+      raw.bulkOnDelay.map((r) => r.opsPerSecond),
+      raw.bulkOffDelay.map((r) => r.opsPerSecond),
+      5,
+    ),
     bulkVsNoBatchingFirstRound: ratio('bulk frames, first round on new relays', 'one frame per op, first round on new relays', onFirst, offFirst, null),
     pipeline: raw.pipeline.length > 0 ? pipelineSummary(raw.pipeline) : null,
     mount: raw.mount.length > 0 ? mountSummary(raw.mount) : null,
