@@ -96,6 +96,12 @@ export class Writer {
     return this;
   }
 
+  /** Appends what `other` holds (large parts by reference, with the CRCs known for them). */
+  append(other: Writer): this {
+    other.chunks().forEach((part, i) => this.raw(part, other.knownCrcs.get(i)));
+    return this;
+  }
+
   /** CRC-32 of the encoded bytes, continuing from `seed`; parts whose CRC is known are not read again. */
   checksum(seed = 0): number {
     let crc = seed;

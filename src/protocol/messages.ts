@@ -204,8 +204,7 @@ export function encodeBody(w: Writer, m: Message): void {
       for (const op of m.ops) {
         const inner = new Writer();
         encodeBody(inner, op);
-        w.u8(OPCODES[op.type]).u32(inner.length);
-        for (const c of inner.chunks()) w.raw(c);
+        w.u8(OPCODES[op.type]).u32(inner.length).append(inner);
       }
       return;
     case 'get':

@@ -50,6 +50,17 @@ describe('a large put checked in one pass', () => {
     }
   });
 
+  // White-box: the encoder takes a known dataCrc on trust, in a put and inside a bulk frame
+  // (a wrong one shows up as a frame the decoder refuses, so it must only come from a real pass).
+  it('uses a known data CRC instead of reading the data again, also inside bulk frames', () => {
+    const wrong = crc32(data) ^ 1;
+    const single = encodeFrameBuffer(5, { ...put(data, crc32(data)), dataCrc: wrong });
+    expect(single.readUInt32BE(4)).not.toBe(plainFrameCrc(single));
+    const bulk = encodeFrameBuffer(6, { type: 'bulk', ops: [{ ...put(data, crc32(data)), dataCrc: wrong }] });
+    expect(bulk.readUInt32BE(4)).not.toBe(plainFrameCrc(bulk));
+    expect(() => decodeFrame(bulk)).toThrow(/checksum/);
+  });
+
   it('decodes with the CRC of its data, so the sum check needs no second pass', () => {
     const { msg } = decodeFrame(encodeFrameBuffer(5, put(data)));
     expect(msg.type).toBe('put');
