@@ -77,6 +77,8 @@ export class Relay {
   failures!: FailureLog;
   exportRoot: ExportRoot | undefined;
   private watermarks: Watermarks | undefined;
+  /** Per client id, the last resendable op applied here (see applyOnce). */
+  private applying = new Map<string, Promise<void>>();
   private closing = false;
   readonly access: AccessPolicy;
   private retryPolicies = new Map<string, RetryPolicy>();
@@ -235,11 +237,8 @@ export class Relay {
     if (clean.type === 'rename') clean.to = normalizePath(clean.to);
     if (this.isOwnHost(host)) {
       if (!this.exportRoot) throw new KangarooError('NO_EXPORT', `relay ${this.name} exports no directory (start it with --export DIR)`);
-      if (clientId && op.seq > 0) {
-        if (op.seq <= this.watermarks!.get(clientId)) return;
-      }
+      if (clientId && op.seq > 0) return this.applyOnce(this.exportRoot, clean, clientId, op.seq);
       await this.exportRoot.apply(clean);
-      if (clientId && op.seq > 0) this.watermarks!.raise(clientId, op.seq);
       return;
     }
     if (clean.type === 'put' && !putIntact(clean)) {
@@ -251,6 +250,27 @@ export class Relay {
       await once(this.spool, 'space');
     }
     this.spool.accept(clean, { clientId, seq: clientId ? op.seq : 0 });
+  }
+
+  /**
+   * Applies a resendable op unless its seq is at or below the client's watermark.
+   * The check, the apply and the raise are one step per client id: a mover that
+   * reconnects resends on a new connection while the replaced one may still be
+   * applying the same ops, and two overlapping passes could apply a resent
+   * truncate after the puts that follow it (and then skip those puts as held).
+   */
+  private applyOnce(root: ExportRoot, op: OrderedOp, clientId: string, seq: number): Promise<void> {
+    const applied = (this.applying.get(clientId) ?? Promise.resolve()).then(async () => {
+      if (seq <= this.watermarks!.get(clientId)) return;
+      await root.apply(op);
+      this.watermarks!.raise(clientId, seq);
+    });
+    const tail = applied.catch(() => undefined);
+    this.applying.set(clientId, tail);
+    void tail.then(() => {
+      if (this.applying.get(clientId) === tail) this.applying.delete(clientId);
+    });
+    return applied;
   }
 
   /** Every op accepted so far is on stable storage (spool fsync'd, applied files fsync'd). */
