@@ -7,8 +7,8 @@ import net from 'node:net';
  * (its first argument). Prints its port when listening.
  *
  * With a second argument FILE it is a plain copy: every BYTES received are written
- * to FILE (from its start) and fsync'd before the answer, as a copy tool that ends
- * with the file safe at the far end does. Without it, the bytes are discarded.
+ * to a new file FILE.N and fsync'd before the answer, as a copy tool that ends with
+ * the file safe at the far end does. Without it, the bytes are discarded.
  */
 const expected = Number(process.argv[2]);
 const file = process.argv[3];
@@ -17,26 +17,42 @@ if (!Number.isFinite(expected) || expected <= 0) {
   process.exit(2);
 }
 
-/** Writes the chunks in order at increasing offsets; `sync` resolves once all are on disk. */
+/**
+ * Writes the chunks in order at increasing offsets into a new file per pass;
+ * `finishPass` resolves once all are on disk, then deletes that file (as the disk
+ * baseline does), so each pass writes fresh pages as a delivered file does.
+ */
 class FileSink {
   private fd: number;
+  private pass = 0;
   private offset = 0;
   private writing: Promise<void> = Promise.resolve();
 
-  constructor(path: string) {
-    this.fd = fs.openSync(path, 'w');
+  constructor(private readonly base: string) {
+    this.fd = fs.openSync(this.name(), 'w');
+  }
+
+  private name(): string {
+    return `${this.base}.${this.pass}`;
   }
 
   write(chunk: Buffer): void {
     const at = this.offset;
     this.offset += chunk.length;
-    this.writing = this.writing.then(() => writeAll(this.fd, chunk, at));
+    const fd = this.fd;
+    this.writing = this.writing.then(() => writeAll(fd, chunk, at));
   }
 
-  async sync(): Promise<void> {
-    await this.writing;
-    await new Promise<void>((resolve, reject) => fs.fsync(this.fd, (e) => (e ? reject(e) : resolve())));
+  async finishPass(): Promise<void> {
+    const done = this.writing;
+    const [fd, file] = [this.fd, this.name()];
+    this.pass++;
     this.offset = 0;
+    this.fd = fs.openSync(this.name(), 'w');
+    await done;
+    await new Promise<void>((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+    fs.closeSync(fd);
+    fs.unlinkSync(file);
   }
 }
 
@@ -58,7 +74,7 @@ const server = net.createServer((socket) => {
     received += d.length;
     while (received >= expected) {
       received -= expected;
-      if (sink) void sink.sync().then(() => socket.write('k'));
+      if (sink) void sink.finishPass().then(() => socket.write('k'));
       else socket.write('k');
     }
   });
