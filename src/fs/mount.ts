@@ -8,11 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { RelayClient } from '../client/client.js';
 import { KangarooError } from '../errors.js';
 import { NameService } from '../gns/service.js';
-import { Relay } from '../relay/relay.js';
 import { RelayStatus } from '../relay/status.js';
 import { Logger } from '../util/log.js';
 import { formatBytes } from '../util/units.js';
 import { BlockCache } from './block-cache.js';
+import { EmbeddedRelay } from './embedded-relay.js';
 import { Operations } from './operations.js';
 import { RelayLink } from './relay-link.js';
 import { RemoteFiles } from './remote.js';
@@ -37,7 +37,7 @@ export interface UnmountResult {
 
 /**
  * One mounted directory: the FUSE session, its operations, its relay link and,
- * when no relay was running, the relay embedded in this process.
+ * when no relay was running, the relay embedded in this process (on its own thread).
  *
  * Unmounting commits every write first; with push it also waits for delivery.
  * An embedded relay never takes undelivered data down with it: without push, a
@@ -49,7 +49,7 @@ export class KangarooMount {
   private ops!: Operations;
   private link!: RelayLink;
   private remote!: RemoteFiles;
-  embedded: Relay | undefined;
+  embedded: EmbeddedRelay | undefined;
   relayAddress = '';
   private unmounting: Promise<UnmountResult> | undefined;
 
@@ -68,7 +68,7 @@ export class KangarooMount {
     } catch (err) {
       const e = KangarooError.from(err);
       if (!e.transient) throw e;
-      this.embedded = await startEmbedded(o.relay, o.embeddedSpool, o.log, o.secret);
+      this.embedded = await EmbeddedRelay.start({ listen: o.relay, spoolDir: o.embeddedSpool, log: o.log, secret: o.secret });
       this.relayAddress = this.embedded.address;
       o.log.info(`no relay at ${o.relay} (${e.code}); started an embedded relay on ${this.relayAddress}, spool ${o.embeddedSpool}`);
     }
@@ -206,15 +206,6 @@ function perFileDirectIo(): boolean {
     return fs.existsSync(path.join(dir, 'build', 'Release', 'kangaroo-direct-io')) && fs.existsSync(path.join(dir, 'build', 'Release', 'fuse.node'));
   } catch {
     return false;
-  }
-}
-
-async function startEmbedded(address: string, spoolDir: string, log: Logger, secret?: Buffer): Promise<Relay> {
-  try {
-    return await Relay.start({ listen: address, spoolDir, log, secret });
-  } catch {
-    // the address is taken by something that is not a relay: any free port will do
-    return Relay.start({ listen: '127.0.0.1:0', spoolDir, log, secret });
   }
 }
 

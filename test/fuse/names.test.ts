@@ -1,10 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
-import { CLI, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+import { CLI, closedPort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
  * The name service through a real mount: a user edits one line of the gns file
@@ -14,30 +13,6 @@ import { CLI, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 const kangaroo = (args: string[], env?: NodeJS.ProcessEnv) => run(process.execPath, [CLI, ...args], { env });
 
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(false);
-    });
-    s.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
-
-/** A loopback port that nothing listens on (checked, not assumed). */
-async function closedPort(): Promise<number> {
-  if (await refused(1)) return 1;
-  for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const srv = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (await refused(port)) return port;
-  }
-}
 
 describe('name service through the mount', () => {
   it('the next open follows an edited mapping: local → remote (gns set) → local (plain rewrite) → remote', async () => {

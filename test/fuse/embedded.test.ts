@@ -1,0 +1,56 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
+import { closedPort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+
+/**
+ * A new user's mount: no relay is running, so the mount starts one of its own (on a
+ * thread of its own). Unmounting never strands what that relay holds: with --push it
+ * waits for delivery; without, a background relay takes over the spool, and the
+ * message says which happened and where.
+ */
+describe('a mount with no relay running', () => {
+  it('starts an embedded relay; umount --push delivers; without --push a background relay finishes the job', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const relay = `127.0.0.1:${await closedPort()}`;
+
+    const first = await startMount(dir, 'first', { relay });
+    expect(first.log()).toMatch(/started an embedded relay/);
+    const one = crypto.randomBytes(5 * 1024 * 1024 + 3);
+    fs.writeFileSync(path.join(dir, 'one.bin'), one);
+    const remote = (m: { mountpoint: string }) => path.join(m.mountpoint, 'kangaroo', dest.address, 'embedded');
+    const w1 = await sh(`mkdir -p "${remote(first)}" && cp "${dir}/one.bin" "${remote(first)}/one.bin"`, { timeoutMs: 30_000 });
+    expect(w1.code, w1.stderr + first.log()).toBe(0);
+    const u1 = await unmountAndCheck(first, true);
+    expect(u1.code, u1.stderr + first.log()).toBe(0);
+    expect(u1.stderr).toContain('delivered');
+    expect(fs.readFileSync(path.join(dest.exportDir!, 'embedded/one.bin')).equals(one)).toBe(true);
+
+    // the destination is down: the data waits in the embedded relay's spool, and outlives the mount
+    await dest.kill();
+    const second = await startMount(dir, 'second', { relay });
+    const two = crypto.randomBytes(3 * 1024 * 1024 + 1);
+    fs.writeFileSync(path.join(dir, 'two.bin'), two);
+    // (with the destination down its directories cannot be looked up: the program makes its own)
+    const w2 = await sh(`mkdir -p "${remote(second)}/later" && cp "${dir}/two.bin" "${remote(second)}/later/two.bin"`, { timeoutMs: 30_000 });
+    expect(w2.code, w2.stderr + second.log()).toBe(0);
+    const u2 = await unmountAndCheck(second, false);
+    expect(u2.code, u2.stderr + second.log()).toBe(0);
+    const handedOver = /a background relay \(pid (\d+)\) on (\S+) is delivering it/.exec(u2.stderr);
+    expect(handedOver, u2.stderr).not.toBeNull();
+    const pid = Number(handedOver![1]);
+    onTestFinished(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    await dest.restart();
+    const delivered = path.join(dest.exportDir!, 'embedded/later/two.bin');
+    await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === two.length && fs.readFileSync(delivered).equals(two), 60_000, 'two.bin delivered by the background relay');
+  });
+});
