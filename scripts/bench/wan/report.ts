@@ -5,6 +5,7 @@ import { BurstPoint } from './burst.js';
 import { FaultRun } from './faults.js';
 import { OverlapPoint, OverlapSpec } from './overlap.js';
 import { turnaroundSvg } from './plot.js';
+import { TargetCheck } from './targets.js';
 import { TrialResult } from './trial.js';
 
 /** The wide-area comparison's record: a table on stdout, JSON and an SVG in bench-results/. */
@@ -24,6 +25,10 @@ export interface WanRecord {
   overlapSpec: OverlapSpec | null;
   overlap: OverlapPoint[];
   faults: FaultRun[];
+  /** The issue's targets (a), (b), (c) for kangaroo, each ok, BELOW or ABOVE. */
+  targets: TargetCheck[];
+  /** How often the destination was looked at (turnaround is late by up to this). */
+  pollMs: number;
   /** What could not be run, and why. */
   skipped: string[];
 }
@@ -55,21 +60,25 @@ export function formatWan(rec: WanRecord): string {
     '',
   );
   if (rec.burst.length > 0) {
-    const rows = [['burst: write N MiB, close', 'approach', 'response', 'vs local disk', 'turnaround', 'vs link floor', 'destination']];
+    const rows = [['burst: write N MiB, close', 'approach', 'response', 'speed vs local+fsync', 'vs local', 'turnaround', 'vs link floor', 'destination']];
+    const r = (v: number) => v.toFixed(2);
     for (const p of rec.burst) {
-      rows.push([`${p.mib} MiB (local ${s(p.localMs)}, floor ${s(p.floorMs)})`, '', '', '', '', '', '']);
+      rows.push([`${p.mib} MiB (local ${s(p.localMs)}, with fsync ${s(p.localFsyncMs)}, floor ${s(p.floorMs)})`, '', '', '', '', '', '', '']);
       for (const t of p.trials) {
-        rows.push(['', label(t.approach), s(t.program.ms), x(t.program.ms / p.localMs), s(t.turnaroundMs), x(t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs), t.program.status === 'ok' ? t.state : `${t.state} (${t.program.status})`]);
+        rows.push(['', label(t.approach), s(t.program.ms), r(p.localFsyncMs / t.program.ms), r(p.localMs / t.program.ms), s(t.turnaroundMs), x(t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs), t.program.status === 'ok' ? t.state : `${t.state} (${t.program.status})`]);
       }
     }
     out.push(table(rows), '');
   }
   if (rec.overlap.length > 0 && rec.overlapSpec) {
     const o = rec.overlapSpec;
-    const rows = [[`overlap: ${o.outputs} x (${o.cpuMs} ms CPU, ${o.mib} MiB out)`, 'approach', 'response', 'turnaround', 'vs max(CPU, transfer)', 'destination']];
+    const rows = [[`overlap: ${o.outputs} x (${o.cpuMs} ms CPU, ${o.mib} MiB out)`, 'approach', 'response', 'turnaround', 'from program start', 'vs max(CPU, transfer)', 'destination']];
     for (const p of rec.overlap) {
-      rows.push([`${p.rateMBps} MB/s (CPU ${s(p.cpuMs)}, transfer ${s(p.transferMs)})`, '', '', '', '', '']);
-      for (const t of p.trials) rows.push(['', label(t.approach), s(t.program.ms), s(t.turnaroundMs), x(t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs), t.state]);
+      rows.push([`${p.rateMBps} MB/s (CPU ${s(p.cpuMs)}, transfer ${s(p.transferMs)})`, '', '', '', '', '', '']);
+      for (const t of p.trials) {
+        const fromStart = t.turnaroundMs === null ? null : t.turnaroundMs - (t.program.startedMs ?? 0);
+        rows.push(['', label(t.approach), s(t.program.ms), s(t.turnaroundMs), s(fromStart), x(fromStart === null ? null : fromStart / p.floorMs), t.state]);
+      }
     }
     out.push(table(rows), '');
   }
@@ -85,8 +94,17 @@ export function formatWan(rec: WanRecord): string {
     }
     out.push(table(rows), '');
   }
+  if (rec.targets.length > 0) {
+    const rows = [['target (kangaroo)', 'point', 'measure', 'value', 'bound', 'verdict']];
+    for (const c of rec.targets) {
+      const bound = `${c.good === 'atLeast' ? '>=' : c.good === 'atMost' ? '<=' : '<'} ${c.bound.toFixed(2)}`;
+      rows.push([c.target, c.point, c.what, c.value === null ? '-' : c.value.toFixed(2), c.verdict === 'info' ? '' : bound, c.verdict]);
+    }
+    out.push(table(rows), '');
+  }
   const notes = [
-    'response: the program\'s wall time, close included; turnaround: until every file is at the destination with the right size and sha256',
+    'response: the program\'s wall time, close included; speed vs local: local ms / response (1.00 = as fast as local disk); kangaroo\'s close returns once the data is fsync\'d in the first hop\'s spool, so local+fsync is its fair baseline',
+    `turnaround: from the program's spawn until every file is at the destination with the right size and sha256 (the destination is looked at every ${rec.pollMs} ms); from program start: less the interpreter's start-up, which the floors leave out (targets b and c are judged on it)`,
     'link floor: bytes / measured link rate; max(CPU, transfer): the least any approach can take (CPU as the program measured it, transfer at the measured rate)',
     'faults: the four approaches run at once and share the link, so their times there are outcomes, not figures',
   ];

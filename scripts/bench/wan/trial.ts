@@ -25,6 +25,13 @@ export interface ProgramOutcome {
   ms: number;
   /** CPU time the program spent in its compute loops (overlap). */
   cpuMs: number;
+  /**
+   * Per file, as the program timed its calls (ms from its own start, a few ms after
+   * the trial's): open began / returned, last write returned, fsync and close returned.
+   */
+  fileTimes: { name: string; t: Record<string, number> }[];
+  /** When the program's own clock started, ms after the trial's start (interpreter start-up); null if it did not say. */
+  startedMs: number | null;
 }
 
 export type FileState = 'complete' | 'truncated' | 'wrong content' | 'missing';
@@ -39,7 +46,7 @@ export interface TrialResult {
   turnaroundMs: number | null;
   /** The worst file's state at the end, and every file's. */
   state: FileState;
-  files: { name: string; bytes: number; expectedBytes: number; state: FileState }[];
+  files: { name: string; bytes: number; expectedBytes: number; state: FileState; completeMs: number | null }[];
   /** Milliseconds from the start at which the destination held its first byte (for fault timing). */
   firstByteMs: number | null;
 }
@@ -53,6 +60,14 @@ export interface TrialHandle {
 const here = path.dirname(fileURLToPath(import.meta.url));
 // the program is not compiled: it lives next to the sources (dist-bench/scripts/bench/wan -> scripts/bench/wan)
 export const WRITER = path.resolve(here, '../../../../scripts/bench/wan/writer.py');
+
+/**
+ * How often the destination is looked at. Turnaround is the start of the first
+ * look that finds every file complete, so it is late by up to this much (half on
+ * average), for every approach alike. A look is a stat per file; a file is hashed
+ * only once it has its full size, and again only after it changed.
+ */
+export const POLL_MS = 20;
 
 let runs = 0;
 
@@ -72,12 +87,16 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
   const runDir = `run-${process.pid}-${++runs}`;
   const expected = expectedFiles(w);
   const seen = new Map<string, { size: number; mtimeMs: number; ok: boolean }>();
+  /** When each file was first seen complete (ms from the start): where the time of a run went. */
+  const completeAt = new Map<string, number>();
   let destBytes = 0;
   let firstByteMs: number | null = null;
   let t0 = now();
+  let wallT0 = Date.now();
 
   /** One look at the destination: true when every file is complete. */
   const look = async (): Promise<boolean> => {
+    const at = now() - t0;
     let total = 0;
     let all = true;
     for (const e of expected) {
@@ -98,6 +117,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
       // hash only a file of the right size, and again only once it has changed
       const ok = st.size === e.bytes && (await fileSha256(file)) === e.sha256;
       seen.set(e.name, { size: st.size, mtimeMs: st.mtimeMs, ok });
+      if (ok && !completeAt.has(e.name)) completeAt.set(e.name, at);
       if (!ok) all = false;
     }
     destBytes = total;
@@ -113,6 +133,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
         ? ['burst', path.join(a.writeDir, runDir, 'burst.bin'), String(w.mib)]
         : ['overlap', path.join(a.writeDir, runDir), String(w.outputs), String(w.mib), String(w.cpuMs)];
     t0 = now();
+    wallT0 = Date.now();
     const p = start(res, `program (${a.key})`, 'python3', [WRITER, ...args]);
     let turnaroundMs: number | null = null;
     let programEnd: number | null = null;
@@ -134,14 +155,14 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
           lastBytes = destBytes;
           stableSince = now();
         } else if (gaveUp && now() - stableSince > 3000) return;
-        await sleep(100);
+        await sleep(POLL_MS);
       }
     })();
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([exit, new Promise<void>((r) => (timer = setTimeout(r, deadlines.programMs)))]);
     clearTimeout(timer);
     programEnd = now();
-    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0);
+    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0, wallT0);
     if (program.status === 'hang') p.child.kill('SIGKILL');
     let copy: TrialResult['copy'] = null;
     if (a.afterProgram && program.status === 'ok') {
@@ -154,7 +175,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
     const files = expected.map((e) => {
       const s = seen.get(e.name);
       const state: FileState = !s ? 'missing' : s.ok ? 'complete' : s.size < e.bytes ? 'truncated' : 'wrong content';
-      return { name: e.name, bytes: s?.size ?? 0, expectedBytes: e.bytes, state };
+      return { name: e.name, bytes: s?.size ?? 0, expectedBytes: e.bytes, state, completeMs: state === 'complete' ? (completeAt.get(e.name) ?? null) : null };
     });
     const order: FileState[] = ['missing', 'truncated', 'wrong content', 'complete'];
     const state = order.find((s) => files.some((f) => f.state === s)) ?? 'complete';
@@ -163,16 +184,19 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
   return { destBytes: () => destBytes, done };
 }
 
-function outcome(code: number | null, exited: boolean, output: string, ms: number): ProgramOutcome {
+function outcome(code: number | null, exited: boolean, output: string, ms: number, wallT0: number): ProgramOutcome {
   const line = output.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-  let parsed: { error?: string; cpuMs?: number } = {};
+  let parsed: { error?: string; cpuMs?: number; epochMs?: number; files?: { name: string; t?: Record<string, number> }[] } = {};
   try {
     if (line) parsed = JSON.parse(line) as typeof parsed;
   } catch {
     // not the program's report: keep the raw text below
   }
-  if (!exited) return { status: 'hang', exitCode: null, message: 'still running at the deadline', ms, cpuMs: parsed.cpuMs ?? 0 };
-  if (code === 0) return { status: 'ok', exitCode: 0, message: '', ms, cpuMs: parsed.cpuMs ?? 0 };
+  const fileTimes = (parsed.files ?? []).map((f) => ({ name: f.name, t: f.t ?? {} }));
+  const startedMs = parsed.epochMs !== undefined ? Math.round((parsed.epochMs - wallT0) * 10) / 10 : null;
+  const base = { ms, cpuMs: parsed.cpuMs ?? 0, fileTimes, startedMs };
+  if (!exited) return { status: 'hang', exitCode: null, message: 'still running at the deadline', ...base };
+  if (code === 0) return { status: 'ok', exitCode: 0, message: '', ...base };
   const message = parsed.error ?? (output.trim().split('\n').slice(-1)[0] || `exit ${code}`);
-  return { status: 'error', exitCode: code, message, ms, cpuMs: parsed.cpuMs ?? 0 };
+  return { status: 'error', exitCode: code, message, ...base };
 }

@@ -10,6 +10,8 @@ import { faultRun, FaultRun, FaultSpec } from './faults.js';
 import { overlap, OverlapPoint, OverlapSpec, programRateMBps } from './overlap.js';
 import { formatWan, WanRecord, writeWan } from './report.js';
 import { ensurePeers, openSession } from './session.js';
+import { checkTargets } from './targets.js';
+import { POLL_MS } from './trial.js';
 
 /**
  * The wide-area comparison (issue 6): sshfs, rclone, staging and kangaroo over
@@ -99,6 +101,8 @@ export async function runWan(config: BenchConfig, cli: string, root: string, pro
     overlapSpec: overlapPoints.length > 0 ? spec : null,
     overlap: overlapPoints,
     faults,
+    targets: checkTargets(burstPoints, overlapPoints),
+    pollMs: POLL_MS,
     skipped,
   };
   const files = await writeWan(root, rec);
