@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 import { canonicalHost, formatHostPort, normalizePath, parseHostPort } from '../address.js';
 import { KangarooError } from '../errors.js';
 import { Backoff } from '../mover/backoff.js';
@@ -68,6 +69,8 @@ export class Relay {
   private routing: RoutingTable;
   private movers = new Map<string, Mover>();
   private forwarder: Forwarder;
+  /** Directories last seen on hosts this relay forwards to (see stat). */
+  private knownDirs = new LRUCache<string, FileInfo>({ max: 10_000 });
   private connections = new Set<Connection>();
   private rateLimiter: RateLimiter | undefined;
   private relayId = '';
@@ -338,11 +341,26 @@ export class Relay {
     return readThrough(this.spool, host, file, offset, length, this.upstream(host));
   }
 
-  stat(hostText: string, p: string): Promise<FileInfo> {
+  async stat(hostText: string, p: string): Promise<FileInfo> {
     const host = this.checkHost(hostText);
     const file = normalizePath(p);
     if (this.isOwnHost(host)) return this.requireExport().stat(file);
-    return statThrough(this.spool, host, file, this.upstream(host));
+    const key = `${host}\0${file}`;
+    try {
+      const info = await statThrough(this.spool, host, file, this.upstream(host));
+      if (info.kind === 'dir') this.knownDirs.set(key, info);
+      else this.knownDirs.delete(key);
+      return info;
+    } catch (err) {
+      // Out of reach for now: a directory seen there (or made through this relay) before is
+      // taken to be there still, so a program can go on creating files in it; their ops wait
+      // in the spool like any other.
+      const e = KangarooError.from(err);
+      const known = this.knownDirs.get(key);
+      if (known && e.transient) return known;
+      if (e.code === 'NOT_FOUND') this.knownDirs.delete(key);
+      throw err;
+    }
   }
 
   list(hostText: string, p: string): Promise<DirEntry[]> {
