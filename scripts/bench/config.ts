@@ -33,14 +33,14 @@ export interface BenchConfig {
 export const USAGE = `Usage: npm run bench -- [options]
 
 Measures the relay against baselines taken in the same run and prints ratios.
-  --quick            small sizes, one repeat (well under a minute)
+  --quick            small sizes, one repeat (under 3 minutes with the wide-area part)
   --repeats N        repeat every measurement N times and report medians (default 3, quick 1)
   --mib N            MiB written by the disk, put and delivery measurements (default 256, quick 32)
   --bulk-files N     small files in the bulk-frame runs (default 1000)
   --bulk-delay-ms N  one-way delay of the link in the second bulk run (default 2: a 4 ms round trip)
   --pipeline         run the three-stage pipeline measurement (the default)
   --no-pipeline      skip it (it needs FUSE and python3)
-  --pipeline-records N   records through the pipeline (default 200, quick 100)
+  --pipeline-records N   records through the pipeline (default 200, quick 60)
   --pipeline-ms N    compute per record and stage, in ms (default 20)
   --no-mount         skip measurement 6, the mount (it needs FUSE)
   --mount-mib N      MiB dd writes through the mount (default 1024, quick 128)
@@ -49,7 +49,7 @@ Measures the relay against baselines taken in the same run and prints ratios.
                      with scripts/bench/wan/setup-peers.sh when missing). "npm run bench:wan" runs it alone
   --wan-rate N       its link rate for the burst and fault runs, MB/s (default 10)
   --wan-burst N,N    its burst sizes, MiB (default 10,100,1000; quick 10,50)
-  --wan-cut N        seconds the link is cut in its fault run (default 30, quick 10)
+  --wan-cut N        seconds the link is cut in its fault run (default 30, quick 8)
   --help             this text
 
 Relays run from dist/cli/main.js: run "npm run build" after changing src/.
@@ -110,11 +110,11 @@ export function parseConfig(argv: string[]): BenchConfig | undefined {
     bulkFileBytes: 4096,
     bulkDelayMs: positiveInt('bulk-delay-ms', values['bulk-delay-ms'], 2),
     pipeline: !values['no-pipeline'],
-    pipelineRecords: positiveInt('pipeline-records', values['pipeline-records'], quick ? 100 : 200),
+    pipelineRecords: positiveInt('pipeline-records', values['pipeline-records'], quick ? 60 : 200),
     pipelineMsPerRecord: positiveInt('pipeline-ms', values['pipeline-ms'], 20),
     wan: !values['no-wan'],
     wanRate: positiveNumber('wan-rate', values['wan-rate'], 10),
     wanBurstMib: values['wan-burst'] !== undefined ? values['wan-burst'].split(',').map((t) => positiveInt('wan-burst', t.trim(), 1)) : quick ? [10, 50] : [10, 100, 1000],
-    wanCutSeconds: positiveInt('wan-cut', values['wan-cut'], quick ? 10 : 30),
+    wanCutSeconds: positiveInt('wan-cut', values['wan-cut'], quick ? 8 : 30),
   };
 }
