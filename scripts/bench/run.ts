@@ -2,18 +2,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Baseline, diskWrite, tcpCopy, tcpFileCopy } from './baselines.js';
-import { checkBuild } from './build-check.js';
 import { bulkFrames, BulkRun } from './bulk-frames.js';
-import { BenchConfig, parseConfig, USAGE } from './config.js';
+import { BenchConfig } from './config.js';
 import { makePayload } from './data.js';
 import { delivery, DeliveryRun } from './delivery.js';
+import { startBench } from './entry.js';
 import { codeInfo, machineInfo } from './machine.js';
 import { mountFigures, MountRun } from './mount.js';
 import { pipeline, PipelineRun } from './pipeline.js';
 import { putThrottled, PutThrottledRun } from './put-throttled.js';
 import { smallFiles, SmallFilesRun, smallFilesSummary } from './small-files.js';
 import { BenchRecord, BenchResults, formatReport, writeRecord } from './report.js';
-import { installExitHandlers, interrupted, Resources, withResources } from './resources.js';
+import { interrupted, Resources, withResources } from './resources.js';
 import { parseBytes } from '../../src/util/units.js';
 import { now, ratio, series } from './stats.js';
 import { runWan } from './wan/wan.js';
@@ -214,13 +214,9 @@ function bulkSummary(runs: BulkRun[]): BenchResults['bulkBatching'] {
 }
 
 async function main(): Promise<void> {
-  const config = parseConfig(process.argv.slice(2));
-  if (!config) {
-    process.stdout.write(USAGE + '\n');
-    return;
-  }
-  const cli = checkBuild(root);
-  installExitHandlers();
+  const started = startBench(root);
+  if (!started) return;
+  const { config, cli } = started;
   const startedAt = new Date();
   const t0 = now();
   const loadAtStart = os.loadavg();

@@ -1,8 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkBuild } from '../build-check.js';
-import { parseConfig, USAGE } from '../config.js';
-import { installExitHandlers, interrupted } from '../resources.js';
+import { startBench } from '../entry.js';
+import { interrupted } from '../resources.js';
 import { runWan } from './wan.js';
 
 /** `npm run bench:wan`: the wide-area comparison alone (same options as `npm run bench`). */
@@ -11,14 +10,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../../..'); // dist-bench/scripts/bench/wan -> project root
 
 async function main(): Promise<void> {
-  const config = parseConfig(process.argv.slice(2));
-  if (!config) {
-    process.stdout.write(USAGE + '\n');
-    return;
-  }
-  const cli = checkBuild(root);
-  installExitHandlers();
-  await runWan(config, cli, root, (t) => process.stderr.write(t));
+  const started = startBench(root);
+  if (!started) return;
+  await runWan(started.config, started.cli, root, (t) => process.stderr.write(t));
 }
 
 main().catch((err: unknown) => {
