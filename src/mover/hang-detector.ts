@@ -63,6 +63,13 @@ export class HangDetector {
     return this.now() - this.lastProgress > this.limitMs(bytesInFlight);
   }
 
+  /** What the route has carried lately (bytes per second, by the median transfer), or undefined without history. */
+  recentBytesPerSecond(): number | undefined {
+    if (this.secondsPerByte.length < 3) return undefined;
+    const sorted = [...this.secondsPerByte].sort((a, b) => a - b);
+    return 1 / sorted[Math.floor(sorted.length / 2)]!;
+  }
+
   get history(): number {
     return this.secondsPerByte.length;
   }

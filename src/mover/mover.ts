@@ -80,6 +80,8 @@ export class Mover {
   private running: Promise<void> | undefined;
   private readonly batchBytes: number;
   private readonly commitEveryBytes: number;
+  /** Without a set size or a --bwlimit, groups follow the route's measured rate (see groupBytes). */
+  private readonly adaptGroups: boolean;
   private readonly maxGroups: number;
   private readonly retry: RetryPolicy;
   private readonly hang: HangDetector;
@@ -100,6 +102,7 @@ export class Mover {
     this.batchBytes = options.batchBytes ?? (rate ? Math.max(64 * 1024, Math.min(1024 * 1024, rate / 8)) : 1024 * 1024);
     // Each commit costs the next hop an fsync; on a fast link, fewer and larger groups.
     this.commitEveryBytes = options.commitEveryBytes ?? (rate ? Math.max(this.batchBytes, rate / 2) : 32 * 1024 * 1024);
+    this.adaptGroups = options.commitEveryBytes === undefined && !rate;
     this.maxGroups = options.maxGroupsInFlight ?? 4;
   }
 
@@ -279,6 +282,18 @@ export class Mover {
   }
 
   /**
+   * Bytes per commit group: about a second of what the route has carried lately,
+   * between 4 MiB and commitEveryBytes. Everything sent since the last answered
+   * commit is sent again after a lost connection, so on a slow link (10 MB/s: 10 MiB
+   * groups, not 32) a cut costs seconds of resending, not tens of seconds.
+   */
+  private groupBytes(): number {
+    const rate = this.adaptGroups ? this.hang.recentBytesPerSecond() : undefined;
+    if (rate === undefined) return this.commitEveryBytes;
+    return groupBytesFor(rate, this.commitEveryBytes);
+  }
+
+  /**
    * Picks the next ops to send and starts loading their data (at once, not one
    * after another); undefined when nothing is ready. Data read back from disk is
    * checked against its put's sum here; that CRC also serves the frame's checksum.
@@ -409,7 +424,7 @@ export class Mover {
       this.bytesSent += bytes;
       current.push(...batch);
       currentBytes += bytes;
-      if (currentBytes >= this.commitEveryBytes) closeGroup();
+      if (currentBytes >= this.groupBytes()) closeGroup();
       while (groups.length >= this.maxGroups) await groups.shift()!.done;
     }
   }
@@ -465,4 +480,9 @@ export class Mover {
     }
     throw transient ?? new KangarooError('ABORTED', 'restarting after a refused operation');
   }
+}
+
+/** A commit group of about one second at `bytesPerSecond`, between 4 MiB and `most`. */
+export function groupBytesFor(bytesPerSecond: number, most: number): number {
+  return Math.max(Math.min(4 * 1024 * 1024, most), Math.min(most, Math.round(bytesPerSecond)));
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { HangDetector } from '../../src/mover/hang-detector.js';
+import { groupBytesFor } from '../../src/mover/mover.js';
 import { parseRetryPolicy, pauseRemainingMs } from '../../src/mover/retry-policy.js';
 
 describe('hung transfer detection', () => {
@@ -28,6 +29,25 @@ describe('hung transfer detection', () => {
     expect(h.limitMs(1e6)).toBeCloseTo((mean + 2 * sd) * 1e6 * 1000, 5);
     h.recordTransfer(1000, 1e9); // too small to count
     expect(h.history).toBe(5);
+  });
+});
+
+describe('commit group size', () => {
+  const MiB = 1024 * 1024;
+  /** About a second of the route's recent rate: a lost connection resends seconds, not tens of seconds. */
+  it('follows the measured rate between 4 MiB and the most allowed', () => {
+    expect(groupBytesFor(10e6, 32 * MiB)).toBe(10e6);
+    expect(groupBytesFor(400e6, 32 * MiB)).toBe(32 * MiB);
+    expect(groupBytesFor(1e6, 32 * MiB)).toBe(4 * MiB);
+    expect(groupBytesFor(1e6, 2 * MiB)).toBe(2 * MiB); // a set size below the floor wins
+  });
+
+  /** The rate is the median of recent transfers (one slow commit does not shrink the groups). */
+  it('measures the route by the median of its recent transfers', () => {
+    const h = new HangDetector({ floorBytesPerSecond: 1e6, k: 3, baseMs: 0, window: 20 }, () => 0);
+    expect(h.recentBytesPerSecond()).toBeUndefined();
+    for (const ms of [1000, 1000, 5000]) h.recordTransfer(10e6, ms);
+    expect(h.recentBytesPerSecond()).toBeCloseTo(10e6, 0);
   });
 });
 
