@@ -45,6 +45,8 @@ export class RelayClient {
   private inflightBulks = new Set<Promise<void>>();
   private closedError: KangarooError | undefined;
   private drainWaiters: (() => void)[] = [];
+  /** Callbacks of putOwned: called once the socket is done with a put's data. */
+  private releases = new WeakMap<OrderedOp, () => void>();
   /** Name the relay gave in its hello reply. */
   serverName = '';
   readonly address: string;
@@ -154,14 +156,22 @@ export class RelayClient {
   private async send(id: number, msg: Request): Promise<void> {
     if (this.closedError) throw this.closedError;
     const chunks = encodeFrame(id, msg);
+    const released = this.releasesOf(msg);
     let ok = true;
     this.socket.cork();
-    for (const c of chunks) ok = this.socket.write(c);
+    // the last chunk's callback comes once every chunk is with the kernel (or the socket is gone)
+    chunks.forEach((c, i) => (ok = this.socket.write(c, i === chunks.length - 1 ? released : undefined)));
     this.socket.uncork();
     // Wait only once several frames are queued: a writer keeps the socket busy while the
     // relay reads, yet a relay that stops reading (full spool) still stops the writer.
     if (!ok && this.socket.writableLength > this.options.maxBufferedBytes) await new Promise<void>((r) => this.drainWaiters.push(r));
     if (this.closedError) throw this.closedError;
+  }
+
+  private releasesOf(msg: Request): (() => void) | undefined {
+    const ops = msg.type === 'bulk' ? msg.ops : msg.type === 'put' ? [msg] : [];
+    const found = ops.map((op) => this.releases.get(op)).filter((r): r is () => void => r !== undefined);
+    return found.length === 0 ? undefined : () => found.forEach((r) => r());
   }
 
   /** Sends a request and resolves with its reply (errors reject with the relay's code). */
@@ -208,6 +218,17 @@ export class RelayClient {
 
   put(host: string, path: string, offset: number, data: Buffer, seq = 0): Promise<void> {
     return this.op({ type: 'put', seq, host, path, offset, data });
+  }
+
+  /**
+   * A put whose caller wants its buffer back: `release` is called once the client
+   * no longer needs `data` (the kernel has it, or the connection is gone), so the
+   * buffer can be reused without a fresh allocation.
+   */
+  putOwned(host: string, path: string, offset: number, data: Buffer, release: () => void): Promise<void> {
+    const op: OrderedOp = { type: 'put', seq: 0, host, path, offset, data };
+    this.releases.set(op, release);
+    return this.op(op);
   }
 
   truncate(host: string, path: string, size: number): Promise<void> {

@@ -16,6 +16,23 @@ import { RelayLink } from './relay-link.js';
 
 const MAX_COALESCE = 1024 * 1024;
 
+/**
+ * Coalescing buffers, reused once the socket has handed them to the kernel. A fresh
+ * 1 MiB buffer for every put cost more than the copy into it (memory the process has
+ * not touched before is slow to fault in on this kind of VM: dd through a mount went
+ * from 257-306 to 320-340 MB/s with reuse). At most POOLED wait here.
+ */
+const POOLED = 16;
+const pool: Buffer[] = [];
+
+function takeBuffer(): Buffer {
+  return pool.pop() ?? Buffer.allocUnsafe(MAX_COALESCE);
+}
+
+function giveBack(b: Buffer): void {
+  if (pool.length < POOLED) pool.push(b);
+}
+
 export class RemoteHandle {
   /** Coalescing buffer: writes are copied in once (fuse-native reuses its own) and sent as one put. */
   private pending: Buffer | undefined;
@@ -66,7 +83,7 @@ export class RemoteHandle {
     }
     if (this.length === 0) {
       this.start = pos;
-      this.pending = Buffer.allocUnsafe(MAX_COALESCE);
+      this.pending = takeBuffer();
     }
     data.copy(this.pending!, this.length);
     this.length += data.length;
@@ -81,14 +98,18 @@ export class RemoteHandle {
     throw err;
   }
 
-  /** Puts `data` at `at` after every put queued before it, on a later turn of the event loop. */
-  private queue(at: number, data: Buffer): void {
+  /**
+   * Puts `data` at `at` after every put queued before it, on a later turn of the event
+   * loop; `pooled`, the coalescing buffer `data` lies in, goes back to the pool once sent.
+   */
+  private queue(at: number, data: Buffer, pooled?: Buffer): void {
     this.sending = this.sending
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(async () => {
         const client = await this.files.link.get();
         this.files.link.wrote();
-        await client.put(this.file.host, this.file.path, at, data);
+        if (pooled) await client.putOwned(this.file.host, this.file.path, at, data, () => giveBack(pooled));
+        else await client.put(this.file.host, this.file.path, at, data);
       })
       .catch((err: unknown) => {
         this.sendError ??= err;
@@ -97,11 +118,12 @@ export class RemoteHandle {
 
   private queueBuffered(): void {
     if (this.length === 0) return;
-    const data = this.pending!.subarray(0, this.length);
+    const buffer = this.pending!;
+    const data = buffer.subarray(0, this.length);
     const at = this.start;
     this.pending = undefined;
     this.length = 0;
-    this.queue(at, data);
+    this.queue(at, data, buffer);
   }
 
   /** Hands buffered writes to the relay (waiting only for socket room); throws what sending them met. */
