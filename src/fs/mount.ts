@@ -93,7 +93,9 @@ export class KangarooMount {
       force: true,
       mkdir: true,
       // fuse-native joins its options into one -o list; this is how big writes get through.
-      fsname: `kangaroo,big_writes,max_write=131072,max_read=131072${perFile ? '' : ',direct_io'}`,
+      // auto_cache: at each open libfuse compares the file's size and time with what the kernel
+      // cached, and keeps the page cache when they match (a re-read is then memory speed).
+      fsname: `kangaroo,big_writes,max_write=131072,max_read=131072,auto_cache${perFile ? '' : ',direct_io'}`,
       autoCache: true,
     });
     await new Promise<void>((resolve, reject) => this.fuse.mount((err) => (err ? reject(KangarooError.from(err, `cannot mount ${this.mountpoint}`)) : resolve())));

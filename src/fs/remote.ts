@@ -189,7 +189,9 @@ export class RemoteFiles {
     await this.settle(file);
     const client = await this.link.get();
     try {
-      return await client.stat(file.host, file.path);
+      const info = await client.stat(file.host, file.path);
+      if (info.kind === 'file') this.cache.seen(RemoteFiles.key(file), info.size, info.mtimeMs);
+      return info;
     } catch (err) {
       const e = KangarooError.from(err);
       // The relay cannot ask the host now. For the program this is a name that is not there (yet):

@@ -73,6 +73,29 @@ describe('durability through the mount', () => {
     expect(sha256(fs.readFileSync(path.join(dest.exportDir!, 'held.bin')))).toBe(sha256(want));
   });
 
+  // The kernel keeps its page cache of a remote file across opens (re-reads come from memory);
+  // it must still drop it when the file changes elsewhere, once getattr reports the change.
+  it('a re-read sees a change made elsewhere (same size and larger) once the attribute timeout passed', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const mount = await startMount(dir, 'mnt', { relay: dest.address });
+    const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'shared.txt');
+    const local = path.join(dest.exportDir!, 'shared.txt');
+    const first = await sh(`echo "version one" > "${remote}" && cat "${remote}" && cat "${remote}"`);
+    expect(first.code, first.stderr + mount.log()).toBe(0);
+    expect(first.stdout).toBe('version one\nversion one\n');
+    await waitFor(() => sizeOf(local) === 12, 10_000, 'first version delivered');
+    // another writer changes the file at the destination: same size, then larger
+    for (const next of ['version two\n', 'version three, longer\n']) {
+      await new Promise((r) => setTimeout(r, 20)); // a modification time of its own
+      fs.writeFileSync(local, next);
+      await new Promise((r) => setTimeout(r, 1500)); // the mount's attribute timeout is 1 s
+      const again = await sh(`cat "${remote}"`);
+      expect(again.code, again.stderr + mount.log()).toBe(0);
+      expect(again.stdout).toBe(next);
+    }
+  });
+
   it('programs read their own writes (content, size, offsets) before the destination has them', async () => {
     const dir = await tempDir();
     const dest = await startRelay(dir, 'dest', { export: true });
