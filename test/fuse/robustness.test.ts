@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
-import { CLI, startRelay, tempDir } from '../helpers/relay-process.js';
+import { CLI, RelaySpec, startRelay, tempDir } from '../helpers/relay-process.js';
 
 /**
  * The mount under awkward names and failures: spaces and unicode, scratch files
@@ -22,17 +22,23 @@ async function errnoOf(call: string, ...args: string[]): Promise<string> {
   return r.stdout.trim();
 }
 
+/** A destination relay, a first hop in front of it and a mount on the hop, with its own backing directory. */
+async function mountedChain(hopSpec: RelaySpec = {}) {
+  const dir = await tempDir();
+  const dest = await startRelay(dir, 'dest', { export: true });
+  const hop = await startRelay(dir, 'hop', hopSpec);
+  const backing = path.join(dir, 'backing');
+  const mount = await startMount(dir, 'mnt', { relay: hop.address, backing });
+  return { dir, dest, hop, backing, mount };
+}
+
 const FILE = 'my file ü 東京.txt';
 const DIR = 'dir with space';
 const RENAMED = 'renamed – ß 名前.txt';
 
 describe('robustness of the mount', () => {
   it('names with spaces and unicode: write, ls, cat, mv, rm, remote and scratch; the destination has the right names', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop');
-    const backing = path.join(dir, 'backing');
-    const mount = await startMount(dir, 'mnt', { relay: hop.address, backing });
+    const { dest, backing, mount } = await mountedChain();
     const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'uni');
     const scratch = path.join(mount.mountpoint, 'scratch');
 
@@ -128,11 +134,7 @@ stat -c %a tmp.txt
   });
 
   it('touch -d sets the modification time of scratch and remote files', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop');
-    const backing = path.join(dir, 'backing');
-    const mount = await startMount(dir, 'mnt', { relay: hop.address, backing });
+    const { dest, backing, mount } = await mountedChain();
     const remote = path.join(mount.mountpoint, 'kangaroo', dest.address);
     const r = await sh(`cd "${mount.mountpoint}" && echo a > s.txt && touch -d @1000000000 s.txt && stat -c %Y s.txt && echo b > "${remote}/r.txt" && touch -d @1000000000 "${remote}/r.txt"`);
     expect(r.code, r.stderr + mount.log()).toBe(0);
@@ -144,11 +146,7 @@ stat -c %a tmp.txt
   });
 
   it('utime with different access and modification times sets the modification time (cp -p, tar -x, make)', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop');
-    const backing = path.join(dir, 'backing');
-    const mount = await startMount(dir, 'mnt', { relay: hop.address, backing });
+    const { dest, backing, mount } = await mountedChain();
     const remote = path.join(mount.mountpoint, 'kangaroo', dest.address);
     const py = await run('python3', [
       '-c',
@@ -169,10 +167,7 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
   });
 
   it('chmod and touch of a remote file show in stat before the file is delivered', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop', { bwlimit: '64KB' });
-    const mount = await startMount(dir, 'mnt', { relay: hop.address });
+    const { dir, dest, mount } = await mountedChain({ bwlimit: '64KB' });
     const target = path.join(mount.mountpoint, 'kangaroo', dest.address, 'meta.bin');
     fs.writeFileSync(path.join(dir, 'input.bin'), crypto.randomBytes(1024 * 1024));
     const r = await sh(`cp "${dir}/input.bin" "${target}" && chmod 600 "${target}" && touch -d @1000000000 "${target}" && stat -c '%a %Y %s' "${target}"`);
@@ -188,11 +183,7 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
   });
 
   it('backing directory deleted while mounted: scratch files fail cleanly, remote files still work', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop');
-    const backing = path.join(dir, 'backing');
-    const mount = await startMount(dir, 'mnt', { relay: hop.address, backing });
+    const { dir, dest, backing, mount } = await mountedChain();
     const m = mount.mountpoint;
     const before = await sh(`cd "${m}" && mkdir sub && echo x > sub/f.txt && echo y > top.txt`);
     expect(before.code, before.stderr).toBe(0);
@@ -223,10 +214,7 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
   });
 
   it('ls of a remote directory lists files still undelivered', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop', { bwlimit: '64KB' });
-    const mount = await startMount(dir, 'mnt', { relay: hop.address });
+    const { dir, dest, mount } = await mountedChain({ bwlimit: '64KB' });
     const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'listing');
     const big = crypto.randomBytes(1024 * 1024);
     fs.writeFileSync(path.join(dir, 'big.bin'), big);
@@ -251,10 +239,7 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
 
 
   it('mv of a delivered file while the hop is busy: ls, stat and cat see the new name at once', async () => {
-    const dir = await tempDir();
-    const dest = await startRelay(dir, 'dest', { export: true });
-    const hop = await startRelay(dir, 'hop', { bwlimit: '1MB' });
-    const mount = await startMount(dir, 'mnt', { relay: hop.address });
+    const { dir, dest, hop, mount } = await mountedChain({ bwlimit: '1MB' });
     const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'mv');
     const url = `kangaroo://${dest.address}/mv/a.txt`;
     let r = await sh(`mkdir -p "${remote}" && echo hello > "${remote}/a.txt"`);
