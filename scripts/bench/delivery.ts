@@ -1,11 +1,11 @@
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { RelayClient } from '../../src/client/client.js';
 import { Payload, verifyFile } from './data.js';
 import { startRelay } from './relay-process.js';
 import { Resources } from './resources.js';
 import { mbps, now } from './stats.js';
+import { freePort } from './ports.js';
 
 /**
  * Delivery over unthrottled loopback, checked byte for byte afterwards:
@@ -47,15 +47,6 @@ export async function delivery(cli: string, res: Resources, payload: Payload, ro
   } finally {
     client.destroy();
   }
-}
-
-/** A free port on this machine, for a relay that starts later. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function spooledDelivery(cli: string, res: Resources, payload: Payload): Promise<DeliveryRun> {

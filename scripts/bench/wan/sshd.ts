@@ -1,10 +1,10 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { Resources } from '../resources.js';
 import { Started, killTree, must, run, sleep, start, waitUntil } from './exec.js';
 import { Link } from './link.js';
+import { freePort } from '../ports.js';
 
 /**
  * An sshd of the harness's own on the destination host: its own configuration,
@@ -24,17 +24,6 @@ export interface SshServer {
   kill(): void;
   /** Starts it again on the same address, key and configuration. */
   restart(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startSshd(res: Resources, link: Link): Promise<SshServer> {
