@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import type { RelayClient } from '../../src/client/client.js';
 import { MiB } from './stats.js';
 
 /**
@@ -11,6 +12,16 @@ export interface Payload {
   chunks: Buffer[];
   bytes: number;
   sha256: string;
+}
+
+/** Writes the payload as one file through a relay client: a truncate, then a put per chunk (not committed). */
+export async function putPayload(client: RelayClient, host: string, file: string, payload: Payload): Promise<void> {
+  await client.truncate(host, file, 0);
+  let offset = 0;
+  for (const chunk of payload.chunks) {
+    await client.put(host, file, offset, chunk);
+    offset += chunk.length;
+  }
 }
 
 export function makePayload(mib: number): Payload {

@@ -1,7 +1,7 @@
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { RelayClient } from '../../src/client/client.js';
-import { Payload, verifyFile } from './data.js';
+import { Payload, putPayload, verifyFile } from './data.js';
 import { startRelay } from './relay-process.js';
 import { Resources } from './resources.js';
 import { mbps, now } from './stats.js';
@@ -34,12 +34,7 @@ export async function delivery(cli: string, res: Resources, payload: Payload, ro
   const file = `/bench/delivery-${route === 'direct' ? 'direct' : 'hop'}.bin`;
   try {
     const t0 = now();
-    await client.truncate(dest.address, file, 0);
-    let offset = 0;
-    for (const chunk of payload.chunks) {
-      await client.put(dest.address, file, offset, chunk);
-      offset += chunk.length;
-    }
+    await putPayload(client, dest.address, file, payload);
     await client.push(dest.address, file);
     const ms = now() - t0;
     await verifyFile(path.join(dest.exportDir!, file), payload, `delivery (${route})`);
@@ -66,12 +61,7 @@ async function spooledDelivery(cli: string, res: Resources, payload: Payload): P
 }
 
 async function spooledRound(cli: string, res: Resources, client: RelayClient, destAddress: string, payload: Payload, file: string): Promise<DeliveryRun> {
-  await client.truncate(destAddress, file, 0);
-  let offset = 0;
-  for (const chunk of payload.chunks) {
-    await client.put(destAddress, file, offset, chunk);
-    offset += chunk.length;
-  }
+  await putPayload(client, destAddress, file, payload);
   await client.commit();
   // timed from the destination being ready (it polls its ready file every 20 ms; the hop's next
   // attempt comes within 50 ms): node's start-up is not the mover's

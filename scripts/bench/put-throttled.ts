@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { RelayClient } from '../../src/client/client.js';
 import { parseBytes } from '../../src/util/units.js';
-import { Payload, sizeOf, verifyFile } from './data.js';
+import { Payload, putPayload, sizeOf, verifyFile } from './data.js';
 import { startRelay } from './relay-process.js';
 import { Resources } from './resources.js';
 import { MiB, mbps, now } from './stats.js';
@@ -36,12 +36,7 @@ export async function putThrottled(cli: string, res: Resources, payload: Payload
   const local = path.join(dest.exportDir!, file);
   try {
     const t0 = now();
-    await client.truncate(dest.address, file, 0);
-    let offset = 0;
-    for (const chunk of payload.chunks) {
-      await client.put(dest.address, file, offset, chunk);
-      offset += chunk.length;
-    }
+    await putPayload(client, dest.address, file, payload);
     await client.commit();
     const t1 = now();
     const heldAtCommit = await sizeOf(local);
