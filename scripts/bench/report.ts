@@ -224,14 +224,22 @@ export function formatReport(rec: BenchRecord): string {
   return `${header}\n\n${table(rows)}\n\n${notes.join('\n')}\n${warning}`;
 }
 
-/** Writes bench-results/relay-<timestamp>.json and bench-results/latest.json; returns the first. */
-export async function writeRecord(root: string, rec: BenchRecord): Promise<string> {
+/**
+ * Writes a run's record as bench-results/<prefix>-<timestamp>.json and as `latest`
+ * (bench-results/<latest>); returns the first, and the timestamp used in its name.
+ */
+export async function writeResultFiles(root: string, prefix: string, latest: string, startedAt: string, rec: unknown): Promise<{ file: string; dir: string; stamp: string }> {
   const dir = path.join(root, 'bench-results');
   await fsp.mkdir(dir, { recursive: true });
-  const stamp = rec.startedAt.replace(/[:.]/g, '-');
-  const file = path.join(dir, `relay-${stamp}.json`);
+  const stamp = startedAt.replace(/[:.]/g, '-');
+  const file = path.join(dir, `${prefix}-${stamp}.json`);
   const text = JSON.stringify(rec, null, 2) + '\n';
   await fsp.writeFile(file, text);
-  await fsp.writeFile(path.join(dir, 'latest.json'), text);
-  return file;
+  await fsp.writeFile(path.join(dir, latest), text);
+  return { file, dir, stamp };
+}
+
+/** Writes bench-results/relay-<timestamp>.json and bench-results/latest.json; returns the first. */
+export async function writeRecord(root: string, rec: BenchRecord): Promise<string> {
+  return (await writeResultFiles(root, 'relay', 'latest.json', rec.startedAt, rec)).file;
 }

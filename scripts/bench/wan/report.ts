@@ -5,6 +5,7 @@ import { BurstPoint } from './burst.js';
 import { FaultRun } from './faults.js';
 import { OverlapPoint, OverlapSpec } from './overlap.js';
 import { turnaroundSvg } from './plot.js';
+import { writeResultFiles } from '../report.js';
 import { TargetCheck } from './targets.js';
 import { TrialResult } from './trial.js';
 
@@ -115,13 +116,7 @@ export function formatWan(rec: WanRecord): string {
 
 /** Writes wan-<stamp>.json, wan-latest.json and the overlap plot; copies the plot to docs/turnaround.svg. */
 export async function writeWan(root: string, rec: WanRecord): Promise<{ json: string; svg: string | null }> {
-  const dir = path.join(root, 'bench-results');
-  await fsp.mkdir(dir, { recursive: true });
-  const stamp = rec.startedAt.replace(/[:.]/g, '-');
-  const json = path.join(dir, `wan-${stamp}.json`);
-  const text = JSON.stringify(rec, null, 2) + '\n';
-  await fsp.writeFile(json, text);
-  await fsp.writeFile(path.join(dir, 'wan-latest.json'), text);
+  const { file: json, dir, stamp } = await writeResultFiles(root, 'wan', 'wan-latest.json', rec.startedAt, rec);
   if (rec.overlap.length === 0 || !rec.overlapSpec) return { json, svg: null };
   const o = rec.overlapSpec;
   const title = `Overlap: ${o.outputs} x (${o.cpuMs} ms CPU + ${o.mib} MiB output), ${rec.mode} run ${rec.startedAt.slice(0, 10)}`;
