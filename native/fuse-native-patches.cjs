@@ -10,7 +10,18 @@
  *    growing pipe-mode file needs. Files opened without the bit keep the page cache.
  * 2. utimens passed the access time twice; the modification time never reached
  *    JavaScript (so `touch -d`, `cp -p` and `tar -x` set the wrong time).
+ * 3. Write-behind (native/write-behind.c, inserted whole): a handle number with
+ *    bit 29 set has its writes copied and answered on the FUSE thread and handed to
+ *    JavaScript in 1 MiB blocks; every other operation first hands over what is
+ *    queued. Three functions are added to the binding: kangaroo_wb_attach,
+ *    kangaroo_wb_release and kangaroo_wb_drain.
  */
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+
+const WRITE_BEHIND = fs.readFileSync(path.join(__dirname, 'write-behind.c'), 'utf8');
+
 const PATCHES = [
   {
     marker: 'kangaroo: handle numbers with bit 30 set',
@@ -36,10 +47,75 @@ const PATCHES = [
   /* kangaroo: the modification time, not the access time again */
   FUSE_UINT64_TO_INTS_ARGV(l->mtime, 5)`,
   },
+  {
+    marker: 'kangaroo: where write-behind keeps its state',
+    original: `  uv_async_t async;
+  uv_mutex_t mut;
+  uv_sem_t sem;
+} fuse_thread_t;`,
+    patched: `  uv_async_t async;
+  uv_mutex_t mut;
+  uv_sem_t sem;
+
+  /* kangaroo: where write-behind keeps its state (NULL until kangaroo_wb_attach) */
+  void *kwb;
+} fuse_thread_t;`,
+  },
+  {
+    marker: 'kangaroo: write-behind for fuse-native',
+    original: `static fuse_thread_locals_t* get_thread_locals();
+`,
+    patched: `static fuse_thread_locals_t* get_thread_locals();
+
+#include <stddef.h>
+#include <errno.h>
+${WRITE_BEHIND}
+`,
+  },
+  {
+    marker: 'kangaroo: writes queued behind are handed over before any other operation',
+    original: `  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;
+
+  fn(handle, l, ft);`,
+    patched: `  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;
+
+  /* kangaroo: writes queued behind are handed over before any other operation */
+  if (ft->kwb != NULL) kwb_deliver((kwb_t *) ft->kwb, 1);
+  fn(handle, l, ft);`,
+  },
+  {
+    marker: 'kangaroo: write-behind handles are answered on the FUSE thread',
+    original: `NAPI_METHOD(fuse_native_mount) {`,
+    patched: `/* kangaroo: write-behind handles are answered on the FUSE thread */
+static int kangaroo_write (const char *path, const char *buf, size_t len, off_t offset, struct fuse_file_info *info) {
+  fuse_thread_t *ft = (fuse_thread_t *) fuse_get_context()->private_data;
+  if ((info->fh & KWB_BIT) && ft->kwb != NULL) return kwb_write((kwb_t *) ft->kwb, info->fh, buf, len, offset);
+  return fuse_native_write(path, buf, len, offset, info);
+}
+
+NAPI_METHOD(fuse_native_mount) {`,
+  },
+  {
+    marker: 'kangaroo: writes go through kangaroo_write',
+    original: `  if (implemented[op_write]) ops.write = fuse_native_write;`,
+    patched: `  /* kangaroo: writes go through kangaroo_write */
+  if (implemented[op_write]) ops.write = kangaroo_write;`,
+  },
+  {
+    marker: 'kangaroo: the write-behind functions',
+    original: `  NAPI_EXPORT_FUNCTION(fuse_native_unmount)
+`,
+    patched: `  NAPI_EXPORT_FUNCTION(fuse_native_unmount)
+  /* kangaroo: the write-behind functions */
+  NAPI_EXPORT_FUNCTION(kangaroo_wb_attach)
+  NAPI_EXPORT_FUNCTION(kangaroo_wb_release)
+  NAPI_EXPORT_FUNCTION(kangaroo_wb_drain)
+`,
+  },
 ];
 
 /** A name for this set of patches: the build is redone when it changes. */
-const VERSION = PATCHES.map((p) => p.marker).join(' | ');
+const VERSION = `${PATCHES.map((p) => p.marker).join(' | ')} | write-behind.c ${crypto.createHash('sha256').update(WRITE_BEHIND).digest('hex').slice(0, 12)}`;
 
 function isPatched(text) {
   return PATCHES.every((p) => text.includes(p.marker));
@@ -54,4 +130,4 @@ function patchSource(text) {
   return text;
 }
 
-module.exports = { patchSource, isPatched, VERSION, DIRECT_IO_BIT: 0x40000000 };
+module.exports = { patchSource, isPatched, VERSION, DIRECT_IO_BIT: 0x40000000, WRITE_BEHIND_BIT: 0x20000000 };

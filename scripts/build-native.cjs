@@ -54,13 +54,19 @@ function buildFuseNative() {
   const src = path.join(dir, 'fuse-native.c');
   const built = path.join(dir, 'build', 'Release', 'fuse.node');
   const stamp = path.join(dir, 'build', 'Release', 'kangaroo-direct-io');
-  const text = fs.readFileSync(src, 'utf8');
+  // the patches always apply to the source as published, kept beside it the first time
+  const pristine = `${src}.orig`;
+  if (!fs.existsSync(pristine)) fs.copyFileSync(src, pristine);
   const stamped = fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8').includes(VERSION);
-  if (stamped && fs.existsSync(built) && isPatched(text)) {
-    say('fuse-native with per-file direct I/O is already built');
+  if (stamped && fs.existsSync(built) && isPatched(fs.readFileSync(src, 'utf8'))) {
+    say('fuse-native with per-file direct I/O and write-behind is already built');
     return;
   }
-  fs.writeFileSync(src, patchSource(text));
+  try {
+    fs.writeFileSync(src, patchSource(fs.readFileSync(pristine, 'utf8')));
+  } catch (err) {
+    return say(`${err.message}; reinstall it (rm -rf node_modules/fuse-native && npm install). Keeping the binding as it is`);
+  }
   const gyp = nodeGyp();
   const headers = nodeHeaders();
   if (!gyp) return say('node-gyp not found: keeping the prebuilt fuse-native (pipe mode uses mount-wide direct I/O)');
@@ -68,7 +74,7 @@ function buildFuseNative() {
     const args = [gyp, 'rebuild', ...(headers ? [`--nodedir=${headers}`] : [])];
     execFileSync(process.execPath, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
     fs.writeFileSync(stamp, `fuse-native rebuilt with: ${VERSION}\n`);
-    say('built fuse-native with per-file direct I/O');
+    say('built fuse-native with per-file direct I/O and write-behind');
   } catch (err) {
     fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true });
     say(`could not build fuse-native (${String(err.stderr || err.message).trim().split('\n').pop()}); keeping the prebuilt binding (pipe mode uses mount-wide direct I/O)`);

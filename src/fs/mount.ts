@@ -17,6 +17,7 @@ import { Operations } from './operations.js';
 import { RelayLink } from './relay-link.js';
 import { RemoteFiles } from './remote.js';
 import { Resolver } from './resolve.js';
+import { WRITE_BEHIND_BIT, WriteBehind } from './write-behind.js';
 
 export interface MountOptions {
   mountpoint: string;
@@ -27,6 +28,11 @@ export interface MountOptions {
   embeddedSpool: string;
   cacheBytes?: number;
   secret?: Buffer;
+  /**
+   * Answer writes to remote files on the FUSE thread and take them in 1 MiB blocks
+   * (src/fs/write-behind.ts); default on. Off, every write waits for this process.
+   */
+  writeBehind?: boolean;
   log: Logger;
 }
 
@@ -47,6 +53,7 @@ export interface UnmountResult {
 export class KangarooMount {
   private fuse!: Fuse;
   private ops!: Operations;
+  private writeBehind: WriteBehind | undefined;
   private link!: RelayLink;
   private remote!: RemoteFiles;
   embedded: EmbeddedRelay | undefined;
@@ -99,6 +106,20 @@ export class KangarooMount {
       autoCache: true,
     });
     await new Promise<void>((resolve, reject) => this.fuse.mount((err) => (err ? reject(KangarooError.from(err, `cannot mount ${this.mountpoint}`)) : resolve())));
+    if (o.writeBehind === false) return;
+    this.writeBehind = WriteBehind.attach(this.fuse, (fd, offset, data, release) => this.ops.writeBehind(fd, offset, data, release));
+    if (this.writeBehind) this.ops.enableWriteBehind(WRITE_BEHIND_BIT);
+    else o.log.warn('fuse-native was not rebuilt with write-behind (see scripts/build-native.cjs): each write waits for this process to take it, which halves the write speed');
+  }
+
+  /** True when writes to remote files are answered by the binding and taken in blocks. */
+  get writesBehind(): boolean {
+    return this.writeBehind !== undefined;
+  }
+
+  /** Writes the binding answered and still holds, handed over: before anything commits. */
+  private takeWritesBehind(): void {
+    this.writeBehind?.drain();
   }
 
   /** Commits (and with push, delivers) everything, then unmounts. Safe to call more than once. */
@@ -117,6 +138,7 @@ export class KangarooMount {
       }),
     );
     await this.ops.closeLocalHandles();
+    this.takeWritesBehind();
     try {
       await this.ops.commitAll();
     } catch (err) {
@@ -164,6 +186,7 @@ export class KangarooMount {
   async commit(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
     if (this.unmounting) return { ok: false, message: 'the mount is being unmounted' };
     try {
+      this.takeWritesBehind();
       await this.ops.commitAll();
       if (!push) return { ok: true, message: 'everything written is committed' };
       const pending = await this.pushPending((await this.pendingOnRelay()).files, onProgress);

@@ -52,9 +52,29 @@ export class Operations {
 
   private add(h: Handle): number {
     const fd = this.nextFd++;
-    if (this.nextFd > 0x3ffffff0) this.nextFd = 10;
+    // below bit 29 (write-behind) and bit 30 (direct I/O), which the binding reads in handle numbers
+    if (this.nextFd > 0x1ffffff0) this.nextFd = 10;
     this.handles.set(fd, h);
     return fd;
+  }
+
+  private handle(fd: number): Handle | undefined {
+    return this.handles.get(fd & ~this.writeBehindBit);
+  }
+
+  /** Set once the binding writes behind (src/fs/write-behind.ts): remote files are opened with it. */
+  private writeBehindBit = 0;
+
+  enableWriteBehind(bit: number): void {
+    this.writeBehindBit = bit;
+  }
+
+  /** Where the binding's write-behind blocks go: the remote file's write buffer, in order. */
+  writeBehind(fd: number, offset: number, data: Buffer, release: () => void): void {
+    const h = this.handles.get(fd);
+    if (h?.kind === 'remote') return h.h.writeBehind(data, offset, release);
+    release();
+    this.ctx.log.error(`write-behind data for handle ${fd}, which is not an open remote file: ${data.length} bytes at ${offset} dropped`);
   }
 
   /** Runs an async handler and answers FUSE with 0/result or a negative errno, logging unexpected failures. */
@@ -114,7 +134,7 @@ export class Operations {
       getattr: (p, cb) => this.run(`getattr ${p}`, async () => this.stat(await r.resolve(p), p), cb),
       fgetattr: (p, fd, cb) =>
         this.run(`fgetattr ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           if (h?.kind === 'local') return localStat(await h.fh.stat());
           return this.stat(await r.resolve(p), p);
         }, cb),
@@ -125,7 +145,7 @@ export class Operations {
       create: (p, mode, cb) => this.run(`create ${p}`, async () => this.openTarget(await r.resolve(p), fs.constants.O_RDWR | fs.constants.O_CREAT, true, mode), cb),
       read: (p, fd, buf, len, pos, cb) =>
         this.run(`read ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           if (!h) throw new KangarooError('BAD_ARGUMENT', 'unknown handle');
           if (h.kind === 'local') return (await h.fh.read(buf, 0, len, pos)).bytesRead;
           if (h.kind === 'remote') return this.ctx.remote.read(h.h.file, buf, len, pos);
@@ -140,7 +160,7 @@ export class Operations {
         }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
       write: (p, fd, buf, len, pos, cb) =>
         this.run(`write ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           if (!h) throw new KangarooError('BAD_ARGUMENT', 'unknown handle');
           if (h.kind === 'local') return (await h.fh.write(buf, 0, len, pos)).bytesWritten;
           if (h.kind === 'remote') {
@@ -157,18 +177,18 @@ export class Operations {
         }, (err, n) => cb(err < 0 ? err : (n ?? 0))),
       flush: (p, fd, cb) =>
         this.run(`close ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           if (h?.kind === 'remote') await h.h.commit();
         }, (e) => cb(e)),
       fsync: (p, _datasync, fd, cb) =>
         this.run(`fsync ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           if (h?.kind === 'remote') await h.h.push();
           else if (h?.kind === 'local') await h.fh.sync();
         }, (e) => cb(e)),
       release: (p, fd, cb) =>
         this.run(`release ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           this.handles.delete(fd);
           if (h?.kind === 'local') await h.fh.close();
           if (h?.kind === 'buffer') {
@@ -193,7 +213,7 @@ export class Operations {
         }, (e) => cb(e)),
       ftruncate: (p, fd, size, cb) =>
         this.run(`ftruncate ${p}`, async () => {
-          const h = this.handles.get(fd);
+          const h = this.handle(fd);
           if (h?.kind === 'local') return h.fh.truncate(size);
           if (h?.kind === 'remote') {
             await h.h.sendBuffered();
@@ -329,7 +349,7 @@ export class Operations {
           if (mode & 0o7777 && (mode & 0o7777) !== 0o644) await this.ctx.remote.setattr(t.file, { mode: mode & 0o7777 });
           h.dirty = true;
         }
-        return this.add({ kind: 'remote', h, target: t });
+        return this.add({ kind: 'remote', h, target: t }) | this.writeBehindBit;
       }
       case 'buffer': {
         const acc = flags & 3; // O_ACCMODE

@@ -33,6 +33,15 @@ function giveBack(b: Buffer): void {
   if (pool.length < POOLED) pool.push(b);
 }
 
+function once(f: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    f();
+  };
+}
+
 export class RemoteHandle {
   /** Coalescing buffer: writes are copied in once (fuse-native reuses its own) and sent as one put. */
   private pending: Buffer | undefined;
@@ -68,17 +77,40 @@ export class RemoteHandle {
     return next;
   }
 
-  private async writeNow(data: Buffer, pos: number): Promise<void> {
+  /**
+   * A block of writes the binding already answered (src/fs/write-behind.ts). Nobody waits
+   * for it: a failure is kept and thrown by the next flush or fsync (close(2) and fsync(2)
+   * report it), and `release` is called once the block's memory is no longer needed.
+   */
+  writeBehind(data: Buffer, pos: number, release: () => void): void {
+    this.writing = this.writing
+      .then(() => this.writeNow(data, pos, release))
+      .catch((err: unknown) => {
+        release();
+        this.sendError ??= err;
+      });
+  }
+
+  /** Blocks at least this big are sent as they are, without a copy into the coalescing buffer. */
+  private static readonly SEND_OWNED = 256 * 1024;
+
+  private async writeNow(data: Buffer, pos: number, release?: () => void): Promise<void> {
     this.throwSendError();
-    if (this.length > 0 && (pos !== this.start + this.length || this.length + data.length > MAX_COALESCE)) this.queueBuffered();
+    const owned = release !== undefined && data.length >= RemoteHandle.SEND_OWNED;
+    if (this.length > 0 && (owned || pos !== this.start + this.length || this.length + data.length > MAX_COALESCE)) this.queueBuffered();
     // at most one full buffer waits for the socket besides the one being filled: memory stays bounded
     await this.sending;
     this.throwSendError();
     this.dirty = true;
     this.files.cache.invalidate(this.key);
+    if (owned) {
+      this.queue(pos, data, release);
+      return;
+    }
     if (data.length >= MAX_COALESCE) {
       // too big to coalesce: send a copy as it is (the socket may hold it past this call)
       this.queue(pos, Buffer.from(data));
+      release?.();
       return;
     }
     if (this.length === 0) {
@@ -87,6 +119,7 @@ export class RemoteHandle {
     }
     data.copy(this.pending!, this.length);
     this.length += data.length;
+    release?.();
     // sent once this write is answered: the program's next write then overlaps the checksum and socket copy
     if (this.length >= MAX_COALESCE) this.queueBuffered();
   }
@@ -100,18 +133,21 @@ export class RemoteHandle {
 
   /**
    * Puts `data` at `at` after every put queued before it, on a later turn of the event
-   * loop; `pooled`, the coalescing buffer `data` lies in, goes back to the pool once sent.
+   * loop; `done` is called once the socket no longer needs `data` (sent, or never to be).
    */
-  private queue(at: number, data: Buffer, pooled?: Buffer): void {
+  private queue(at: number, data: Buffer, whenSent?: () => void): void {
+    // called from the socket's write callback, and again if the put then fails: only the first counts
+    const done = whenSent && once(whenSent);
     this.sending = this.sending
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(async () => {
         const client = await this.files.link.get();
         this.files.link.wrote();
-        if (pooled) await client.putOwned(this.file.host, this.file.path, at, data, () => giveBack(pooled));
+        if (done) await client.putOwned(this.file.host, this.file.path, at, data, done);
         else await client.put(this.file.host, this.file.path, at, data);
       })
       .catch((err: unknown) => {
+        done?.();
         this.sendError ??= err;
       });
   }
@@ -123,11 +159,13 @@ export class RemoteHandle {
     const at = this.start;
     this.pending = undefined;
     this.length = 0;
-    this.queue(at, data, buffer);
+    this.queue(at, data, () => giveBack(buffer));
   }
 
   /** Hands buffered writes to the relay (waiting only for socket room); throws what sending them met. */
   async sendBuffered(): Promise<void> {
+    // writes answered by the binding may still be on their way in
+    await this.writing;
     this.queueBuffered();
     await this.sending;
     this.throwSendError();

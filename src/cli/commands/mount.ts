@@ -29,6 +29,11 @@ export function register(y: Argv): Argv {
             describe: 'unmount (committing everything) when standard input closes: the mount ends with the process that started it (kangaroo run)',
           })
           .option('cache', { type: 'string', default: '256MiB', describe: 'read cache size' })
+          .option('write-behind', {
+            type: 'boolean',
+            default: true,
+            describe: 'answer writes to remote files at once and take them in 1 MiB blocks (a failed write is then reported by close or fsync); --no-write-behind: every write waits for this process',
+          })
           .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
           .example('$0 mount /mnt/k', 'then: cp data.bin /mnt/k/kangaroo/archive.example/run7/'),
       async (argv) => {
@@ -46,6 +51,7 @@ export function register(y: Argv): Argv {
           embeddedSpool: defaultSpoolDir(),
           cacheBytes: parseBytes(argv.cache),
           secret: secretFrom(argv['secret-file'] as string | undefined),
+          writeBehind: argv['write-behind'],
           log,
         });
         await mount.start();
@@ -63,7 +69,7 @@ export function register(y: Argv): Argv {
         const server = await serveControl(socketPath, finish, (push, progress) => mount.commit(push, progress));
         process.stdout.write(
           `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
-            `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''})\n`,
+            `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''}${mount.writesBehind ? '; writes behind' : ''})\n`,
         );
         if (argv['ready-file']) await writeReadyFile(argv['ready-file'], mountpoint);
         if (argv['stdin-lifeline']) {
