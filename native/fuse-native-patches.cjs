@@ -115,7 +115,7 @@ NAPI_METHOD(fuse_native_mount) {`,
 ];
 
 /** A name for this set of patches: the build is redone when it changes. */
-const VERSION = `${PATCHES.map((p) => p.marker).join(' | ')} | write-behind.c ${crypto.createHash('sha256').update(WRITE_BEHIND).digest('hex').slice(0, 12)}`;
+const VERSION = `${PATCHES.map((p) => p.marker).join(' | ')} | ${crypto.createHash('sha256').update(JSON.stringify(PATCHES)).digest('hex').slice(0, 12)}`;
 
 function isPatched(text) {
   return PATCHES.every((p) => text.includes(p.marker));
