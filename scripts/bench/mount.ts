@@ -13,7 +13,8 @@ import { mbps, MiB, now } from './stats.js';
  * - dd bs=1M into MOUNT/kangaroo/DEST/... with the first hop throttled to 10 MB/s,
  *   against dd to local disk with conv=fsync (both end with the data safe: close
  *   on the mount commits to the first hop's spool), and against a null FUSE file
- *   system (the ceiling of any fuse-native file system here);
+ *   system (the ceiling of any fuse-native file system here), and against the same
+ *   dd through a mount with --no-write-behind (what answering writes in the binding gains);
  * - re-reading a file that is in the cache, against reading a local file from the
  *   disk (O_DIRECT) and from the page cache.
  */
@@ -22,6 +23,8 @@ export interface MountRun {
   localWriteMbps: number;
   nullFuseWriteMbps: number;
   mountWriteMbps: number;
+  /** The same dd through a mount started with --no-write-behind (every write answered from JavaScript). */
+  mountNoWriteBehindMbps: number;
   localDiskReadMbps: number;
   localCachedReadMbps: number;
   mountFirstReadMbps: number;
@@ -79,14 +82,31 @@ export async function mountFigures(cli: string, res: Resources, mib: number, bwl
 
   // kangaroo: a throttled first hop in front of a destination, a mount on the first hop
   const dest = await startRelay(cli, res, 'destination', { export: true });
-  const hop = await startRelay(cli, res, 'first hop', { bwlimit, maxSpoolBytes: 2 * mib * MiB + 64 * MiB });
-  const mnt = path.join(dir, 'mnt');
-  const ready = path.join(dir, 'mnt-ready');
+  const hop = await startRelay(cli, res, 'first hop', { bwlimit, maxSpoolBytes: 3 * mib * MiB + 64 * MiB });
   const env = { ...process.env, XDG_STATE_HOME: path.join(dir, 'state') };
-  const mount = spawn(process.execPath, [cli, 'mount', mnt, '--relay', hop.address, '--ready-file', ready, '--log-level', 'warn'], { env, stdio: 'ignore' });
-  res.track({ name: 'mount', child: mount, output: () => '' });
+  const startMount = async (name: string, extra: string[]) => {
+    const mnt = path.join(dir, name);
+    const ready = path.join(dir, `${name}-ready`);
+    const child = spawn(process.execPath, [cli, 'mount', mnt, '--relay', hop.address, '--ready-file', ready, '--log-level', 'warn', ...extra], { env, stdio: 'ignore' });
+    res.track({ name, child, output: () => '' });
+    await waitFile(ready, name, child);
+    return mnt;
+  };
+
+  // without write-behind first, so both dd runs find the first hop's spool equally empty
+  const offMnt = await startMount('mnt-no-write-behind', ['--no-write-behind']);
+  let offMs: number;
   try {
-    await waitFile(ready, 'mount', mount);
+    const remote = path.join(offMnt, 'kangaroo', dest.address, 'bench');
+    await run('mkdir', ['-p', remote]);
+    offMs = (await dd(['if=/dev/zero', `of=${path.join(remote, 'dd-no-write-behind.bin')}`, 'bs=1M', `count=${mib}`])).ms;
+    await run(process.execPath, [cli, 'umount', offMnt], env);
+  } finally {
+    await detach(offMnt);
+  }
+
+  const mnt = await startMount('mnt', []);
+  try {
     const remote = path.join(mnt, 'kangaroo', dest.address, 'bench');
     await run('mkdir', ['-p', remote]);
     const target = path.join(remote, 'dd.bin');
@@ -106,6 +126,7 @@ export async function mountFigures(cli: string, res: Resources, mib: number, bwl
       localWriteMbps: mbps(mib * MiB, lw.ms),
       nullFuseWriteMbps: mbps(mib * MiB, nullMs),
       mountWriteMbps: mbps(mib * MiB, mw.ms),
+      mountNoWriteBehindMbps: mbps(mib * MiB, offMs),
       localDiskReadMbps: mbps(mib * MiB, dr.ms),
       localCachedReadMbps: mbps(mib * MiB, cr.ms),
       mountFirstReadMbps: mbps(small * MiB, first.ms),
