@@ -348,6 +348,8 @@ export class Mover {
     let currentBytes = 0;
     let bulks: Promise<void>[] = [];
     let groupStart = Date.now();
+    /** The newest group's release: a group leaves the spool only after every earlier one (see closeGroup). */
+    let released: Promise<void> = Promise.resolve();
     // a cut connection: stop reading the spool and spending bandwidth on it, surface its error
     const lost = async (): Promise<never> => {
       for (const g of groups) await g.done;
@@ -362,7 +364,9 @@ export class Mover {
       currentBytes = 0;
       bulks = [];
       const committed = client.commit();
-      const done = Promise.all([...replies, committed]).then(() => {
+      // Released in order even if the next hop answers a later commit first: the spool's view of a
+      // file (read-your-writes) must never lose a later put while an earlier truncate stays in it.
+      const done = Promise.all([released, ...replies, committed]).then(() => {
         this.hang.progress();
         let bytes = 0;
         for (const sop of ops) bytes += sop.dataLength;
@@ -374,6 +378,7 @@ export class Mover {
       });
       // a rejection is handled when the group is awaited; do not let it go unobserved meanwhile
       done.catch(() => undefined);
+      released = done;
       groups.push({ ops, done });
     };
     // the next batch's data is read from the spool while this one is checked and sent
