@@ -260,6 +260,11 @@ export class Mover {
     return false;
   }
 
+  /** Resolves (false) at the next kick: new ops were accepted, or a blocked file was re-queued. */
+  private opsArrived(): Promise<false> {
+    return new Promise((resolve) => (this.wake = () => resolve(false)));
+  }
+
   /** Picks the next ops to send, in accept order per host, skipping blocked files. */
   private pick(): SpooledOp[] {
     const out: SpooledOp[] = [];
@@ -390,7 +395,14 @@ export class Mover {
       if (!prepared) {
         if (current.length > 0) closeGroup();
         if (groups.length === 0) return;
-        await groups.shift()!.done;
+        // Ops accepted while earlier groups wait for their commits go out at once: waiting for
+        // the oldest commit here (its data's trip, the next hop's fsync, the answer's trip back)
+        // left the link idle between a writer's files, and during an outage kept everything
+        // accepted after its start in the spool instead of queued on the connection.
+        const oldest = groups[0]!;
+        const committed = await Promise.race([oldest.done.then(() => true), this.opsArrived()]);
+        this.wake = undefined;
+        if (committed && groups[0] === oldest) groups.shift();
         continue;
       }
       const { batch } = prepared;
