@@ -260,6 +260,11 @@ export class Mover {
     return false;
   }
 
+  /** Resolves (false) at the next kick: new ops were accepted, or a blocked file was re-queued. */
+  private opsArrived(): Promise<false> {
+    return new Promise((resolve) => (this.wake = () => resolve(false)));
+  }
+
   /** Picks the next ops to send, in accept order per host, skipping blocked files. */
   private pick(): SpooledOp[] {
     const out: SpooledOp[] = [];
@@ -348,6 +353,8 @@ export class Mover {
     let currentBytes = 0;
     let bulks: Promise<void>[] = [];
     let groupStart = Date.now();
+    /** The newest group's release: a group leaves the spool only after every earlier one (see closeGroup). */
+    let released: Promise<void> = Promise.resolve();
     // a cut connection: stop reading the spool and spending bandwidth on it, surface its error
     const lost = async (): Promise<never> => {
       for (const g of groups) await g.done;
@@ -362,7 +369,9 @@ export class Mover {
       currentBytes = 0;
       bulks = [];
       const committed = client.commit();
-      const done = Promise.all([...replies, committed]).then(() => {
+      // Released in order even if the next hop answers a later commit first: the spool's view of a
+      // file (read-your-writes) must never lose a later put while an earlier truncate stays in it.
+      const done = Promise.all([released, ...replies, committed]).then(() => {
         this.hang.progress();
         let bytes = 0;
         for (const sop of ops) bytes += sop.dataLength;
@@ -374,6 +383,7 @@ export class Mover {
       });
       // a rejection is handled when the group is awaited; do not let it go unobserved meanwhile
       done.catch(() => undefined);
+      released = done;
       groups.push({ ops, done });
     };
     // the next batch's data is read from the spool while this one is checked and sent
@@ -385,7 +395,14 @@ export class Mover {
       if (!prepared) {
         if (current.length > 0) closeGroup();
         if (groups.length === 0) return;
-        await groups.shift()!.done;
+        // Ops accepted while earlier groups wait for their commits go out at once: waiting for
+        // the oldest commit here (its data's trip, the next hop's fsync, the answer's trip back)
+        // left the link idle between a writer's files, and during an outage kept everything
+        // accepted after its start in the spool instead of queued on the connection.
+        const oldest = groups[0]!;
+        const committed = await Promise.race([oldest.done.then(() => true), this.opsArrived()]);
+        this.wake = undefined;
+        if (committed && groups[0] === oldest) groups.shift();
         continue;
       }
       const { batch } = prepared;

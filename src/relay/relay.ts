@@ -82,6 +82,8 @@ export class Relay {
   private watermarks: Watermarks | undefined;
   /** Per client id, the last resendable op applied here (see applyOnce). */
   private applying = new Map<string, Promise<void>>();
+  /** The newest commit and whether it has answered (see commit). */
+  private lastCommit: { done: Promise<void>; settled: boolean } | undefined;
   private closing = false;
   readonly access: AccessPolicy;
   private retryPolicies = new Map<string, RetryPolicy>();
@@ -276,8 +278,27 @@ export class Relay {
     return applied;
   }
 
-  /** Every op accepted so far is on stable storage (spool fsync'd, applied files fsync'd). */
-  async commit(): Promise<void> {
+  /**
+   * Every op accepted so far is on stable storage (spool fsync'd, applied files fsync'd).
+   * A commit answers only after every earlier one still running: those took the dirty
+   * segments and files it would otherwise skip, so its own fsyncs may all be done (or
+   * none be needed) while ops accepted before it are still being fsync'd. The answers to
+   * the commits of one connection (a mover's commit groups) so come back in order.
+   */
+  commit(): Promise<void> {
+    const earlier = this.lastCommit && !this.lastCommit.settled ? this.lastCommit.done : undefined;
+    const own = this.commitNow();
+    const done = earlier ? Promise.all([earlier, own]).then(() => undefined) : own;
+    const entry = { done, settled: false };
+    this.lastCommit = entry;
+    const settle = () => {
+      entry.settled = true;
+    };
+    done.then(settle, settle);
+    return done;
+  }
+
+  private async commitNow(): Promise<void> {
     await this.spool.commit();
     if (this.exportRoot) {
       // only ops whose data is fsync'd may be recorded as applied
