@@ -13,6 +13,10 @@
  * 2. The preload shim of `kangaroo run` (native/kangaroo-preload.c): `make -C native`
  *    gives native/build/libkangaroo-preload.so. Without make or a C compiler only
  *    `kangaroo run` is missing, and it says so. (Argument `shim`: build only this.)
+ * 3. The allocator tuning module relays and mounts load (native/malloc-tuning.c):
+ *    `make -C native malloc` gives native/build/kangaroo-malloc.node. Without it (no
+ *    compiler, no Node headers) they run with glibc's defaults, and say so in their
+ *    debug log.
  *
  * Never fails the install: it reports what it could not build and why.
  */
@@ -111,6 +115,29 @@ function buildPreloadShim() {
   }
 }
 
+function buildMallocTuning() {
+  const cc = process.env.CC || 'cc';
+  const headers = nodeHeaders();
+  if (!has('make') || !has(cc) || !headers) {
+    return say('the allocator tuning module was not built (it needs make, a C compiler and Node\'s headers); relays run with glibc\'s defaults');
+  }
+  const dir = path.join(root, 'native');
+  const args = ['-C', dir, '--no-print-directory', 'malloc', `NODE_INCLUDE=${path.join(headers, 'include', 'node')}`];
+  try {
+    execFileSync('make', ['-q', ...args], { stdio: 'ignore' });
+    return say('the allocator tuning module native/build/kangaroo-malloc.node is up to date');
+  } catch {
+    /* not built yet, or older than its source */
+  }
+  try {
+    execFileSync('make', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    say('built the allocator tuning module native/build/kangaroo-malloc.node');
+  } catch (err) {
+    say(`could not build the allocator tuning module (${String(err.stderr || err.message).trim().split('\n').pop()}); relays run with glibc's defaults`);
+  }
+}
+
 // `node scripts/build-native.cjs shim` builds only the preload shim
 if (process.argv[2] !== 'shim') buildFuseNative();
 buildPreloadShim();
+if (process.argv[2] !== 'shim') buildMallocTuning();

@@ -100,3 +100,24 @@ describe('building the preload shim', () => {
     expect(fs.readFileSync(path.join(dir, 'back.txt'), 'utf8')).toBe('still works\n');
   });
 });
+
+describe('the allocator tuning module', () => {
+  it('the install builds it; a relay loads it and says so in its debug log', async () => {
+    const dir = await tempDir();
+    const pkg = packageCopy(dir, false);
+    fs.copyFileSync(path.join(ROOT, 'native', 'malloc-tuning.c'), path.join(pkg, 'native', 'malloc-tuning.c'));
+    fs.copyFileSync(path.join(ROOT, 'native', 'write-behind.c'), path.join(pkg, 'native', 'write-behind.c'));
+    const r = await run(process.execPath, [path.join(pkg, 'scripts', 'build-native.cjs')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('built the allocator tuning module');
+    const module = path.join(pkg, 'native', 'build', 'kangaroo-malloc.node');
+    // mallopt takes the values: the module is a working Node-API module, not just a file
+    const tuned = await run(process.execPath, ['-e', `process.stdout.write(String(require(${JSON.stringify(module)}).tune(32 << 20, 256 << 20, 64 << 20)))`]);
+    expect(tuned.stdout, tuned.stderr).toBe('true');
+
+    // the project's own relays (started from dist/) load the project's build of it
+    expect(fs.existsSync(path.join(ROOT, 'native', 'build', 'kangaroo-malloc.node'))).toBe(true);
+    const relay = await startRelay(dir, 'relay');
+    expect(relay.log()).toContain('allocator tuned for 1 MiB buffers');
+  });
+});

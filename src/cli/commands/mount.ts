@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { KangarooError } from '../../errors.js';
 import { controlSocketPath, requestUnmount, serveControl } from '../../fs/control.js';
 import { createLogger, LogLevel } from '../../util/log.js';
+import { tuneMalloc } from '../../util/malloc-tuning.js';
 import { parseBytes } from '../../util/units.js';
 import { defaultSpoolDir, defaultStateDir, relayAddress, secretFrom } from '../defaults.js';
 import { Progress } from '../progress.js';
@@ -38,6 +39,8 @@ export function register(y: Argv): Argv {
           .example('$0 mount /mnt/k', 'then: cp data.bin /mnt/k/kangaroo/archive.example/run7/'),
       async (argv) => {
         const log = createLogger('mount', argv['log-level'] as LogLevel);
+        // the mount's embedded relay (a thread of this process) receives 1 MiB frames too
+        log.debug(tuneMalloc());
         const state = defaultStateDir();
         const mountpoint = path.resolve(argv.mountpoint);
         const key = Buffer.from(mountpoint).toString('hex').slice(-24);

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs';
 import { Relay } from '../../relay/relay.js';
 import { createLogger, LogLevel } from '../../util/log.js';
+import { tuneMalloc } from '../../util/malloc-tuning.js';
 import { formatBytes, parseBytes, parseDuration } from '../../util/units.js';
 import { readSecretFile } from '../../relay/access.js';
 import { defaultSpoolDir } from '../defaults.js';
@@ -37,6 +38,7 @@ export function register(y: Argv): Argv {
     .example('$0 relay --route far.example=gateway:9094 --bwlimit 10MB', 'a first hop that reaches far.example through a gateway'),
     async (argv) => {
   const log = createLogger('relay', argv['log-level'] as LogLevel);
+  log.debug(tuneMalloc());
   const relay = await Relay.start({
     listen: argv.listen,
     name: argv.name,
