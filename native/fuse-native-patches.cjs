@@ -4,7 +4,8 @@
  * by scripts/build-native.cjs before it rebuilds the binding:
  *
  * 1. Per-file direct I/O. In the replies to open, create and opendir, a handle number
- *    with bit 30 set clears that bit and sets `direct_io` on the open file. The kernel
+ *    with bit 30 set clears that bit and sets `direct_io` on the open file; so does a
+ *    write-only open of a handle with bit 29 (write-behind, below). The kernel
  *    then hands every read of that file to the file system instead of serving it from
  *    the page cache up to the size getattr reported, which is what a reader of a
  *    growing pipe-mode file needs. Files opened without the bit keep the page cache.
@@ -36,6 +37,10 @@ const PATCHES = [
       fd &= ~0x40000000;
       l->info->direct_io = 1;
     }
+    /* a write-only open of a file written behind (bit 29) skips the page cache too: the
+       kernel would copy every write there as well, for nobody (such a descriptor cannot
+       be read or mapped shared); other opens of the file keep the cache */
+    if ((fd & 0x20000000) && (l->info->flags & O_ACCMODE) == O_WRONLY) l->info->direct_io = 1;
     l->info->fh = fd;
   }`,
   },
@@ -69,6 +74,7 @@ const PATCHES = [
 
 #include <stddef.h>
 #include <errno.h>
+#include <fcntl.h>
 ${WRITE_BEHIND}
 `,
   },
