@@ -23,6 +23,12 @@ export class ExportRoot {
   private open = new Map<string, fsp.FileHandle>();
   private dirtyFiles = new Set<string>();
   private dirtyDirs = new Set<string>();
+  /**
+   * fsyncs still running, each until it settles. Whoever started one took its file or
+   * directories out of the dirty sets, so a commit or push that finds them clean must
+   * still wait for it (see synced).
+   */
+  private syncing = new Set<Promise<unknown>>();
   private static readonly MAX_OPEN = 64;
 
   constructor(readonly root: string) {}
@@ -116,7 +122,7 @@ export class ExportRoot {
     const under = (p: string) => p === local || p.startsWith(local + path.sep);
     for (const p of [...this.dirtyFiles].filter(under)) {
       this.dirtyFiles.delete(p);
-      if (keep) await this.syncFile(p);
+      if (keep) await this.track(this.syncFile(p));
     }
     for (const [p, fd] of [...this.open].filter(([p]) => under(p))) {
       this.open.delete(p);
@@ -231,27 +237,51 @@ export class ExportRoot {
   async commit(): Promise<void> {
     const files = [...this.dirtyFiles];
     this.dirtyFiles.clear();
-    await Promise.all(files.map((f) => this.syncFile(f)));
+    await this.synced(files.map((f) => this.syncFile(f)));
     await this.syncDirs();
   }
 
   /** fsyncs one file and the directories changed so far. */
   async push(remote: string): Promise<void> {
     const local = await this.resolve(remote);
-    if (this.dirtyFiles.delete(local)) await this.syncFile(local);
+    await this.synced(this.dirtyFiles.delete(local) ? [this.syncFile(local)] : []);
     await this.syncDirs();
   }
 
   private async syncDirs(): Promise<void> {
     const dirs = [...this.dirtyDirs];
     this.dirtyDirs.clear();
-    for (const d of dirs) {
-      const h = await fsp.open(d, 'r').catch(() => undefined);
-      if (h) {
-        await h.sync().catch(() => undefined);
-        await h.close();
-      }
-    }
+    await this.synced([
+      (async () => {
+        for (const d of dirs) {
+          const h = await fsp.open(d, 'r').catch(() => undefined);
+          if (h) {
+            await h.sync().catch(() => undefined);
+            await h.close();
+          }
+        }
+      })(),
+    ]);
+  }
+
+  /** Keeps an fsync in `syncing` while it runs. */
+  private track<T>(sync: Promise<T>): Promise<T> {
+    this.syncing.add(sync);
+    const settle = () => this.syncing.delete(sync);
+    sync.then(settle, settle);
+    return sync;
+  }
+
+  /**
+   * Resolves once `own` (fsyncs of what the caller just took from the dirty sets) and
+   * every fsync already running have finished. Those took files and directories the
+   * caller found clean, which may hold writes made before it was called: a commit or
+   * push answering before them would promise data not yet on stable storage. Call it
+   * in the same turn as the taking, so nothing taken earlier is missed.
+   */
+  private async synced(own: Promise<unknown>[]): Promise<void> {
+    const earlier = [...this.syncing];
+    await Promise.all([...earlier, ...own.map((p) => this.track(p))]);
   }
 
   async read(remote: string, offset: number, length: number): Promise<Buffer> {

@@ -57,6 +57,8 @@ export class Journal {
   private queue: PendingWrite[] = [];
   private writing: Promise<void> | undefined;
   private writeError: KangarooError | undefined;
+  /** The newest sync's fsyncs and those of every earlier sync still running (see sync). */
+  private syncing: Promise<void> | undefined;
   private unwrittenBytes = 0;
   /** Readers of records still in the queue, woken as the writer reaches them. */
   private writeWaiters: { loc: RecordLocation; resolve: () => void }[] = [];
@@ -237,12 +239,25 @@ export class Journal {
     if (this.writeError) throw this.writeError;
   }
 
-  /** Resolves when every record appended so far is on stable storage. */
+  /**
+   * Resolves when every record appended so far is on stable storage. A sync still
+   * running (a commit's, or one that carried DONE records before deleting segments)
+   * took dirty segments this one now finds clean, and records appended before this
+   * call may be in them: so this one resolves only after that sync's fsyncs too. Its
+   * own fsyncs start at once all the same.
+   */
   async sync(): Promise<void> {
     await this.flush();
     const dirty = [...this.dirty];
     this.dirty.clear();
-    await Promise.all(dirty.map((s) => this.fds.get(s)?.sync()));
+    const own = Promise.all(dirty.map((s) => this.fds.get(s)?.sync()));
+    const done = Promise.all([this.syncing, own]).then(() => undefined);
+    this.syncing = done;
+    const settle = () => {
+      if (this.syncing === done) this.syncing = undefined;
+    };
+    done.then(settle, settle);
+    await done;
   }
 
   /** Reads a record's payload (or part of it) back from disk. */

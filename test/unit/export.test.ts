@@ -216,6 +216,24 @@ describe('ExportRoot', () => {
     expect(fs.readFileSync(local('c/g')).toString()).toBe('x');
   });
 
+  // commit() and push() promise that earlier writes are fsync'd. A commit still running took the dirty
+  // file; a second commit, or a push of that file, finds it clean and must still not answer before
+  // the first commit's fsync of it is done: the first commit answers first.
+  it('a commit or push answers only after an earlier commit still fsyncing what it covers', async () => {
+    const data = Buffer.alloc(1024 * 1024, 7);
+    await root.apply(put('/big.bin', 0, 'x'));
+    await root.commit(); // from here on only the file's data is dirty, no directory
+    const orders: Record<string, string[]> = {};
+    for (const second of ['commit', 'push'] as const) {
+      for (let i = 0; i < 24; i++) await root.apply({ type: 'put', seq: 0, host: HOST, path: '/big.bin', offset: i * data.length, data });
+      const order: string[] = (orders[second] = []);
+      const first = root.commit().then(() => order.push('first commit'));
+      const then = (second === 'commit' ? root.commit() : root.push('/big.bin')).then(() => order.push(second));
+      await Promise.all([first, then]);
+    }
+    expect(orders).toEqual({ commit: ['first commit', 'commit'], push: ['first commit', 'push'] });
+  });
+
   // More files than the handle cache holds: evicted handles are synced and closed, data intact.
   it('keeps data intact across handle eviction', async () => {
     for (let i = 0; i < 80; i++) await root.apply(put(`/many/f${i}`, 0, `file ${i}`));

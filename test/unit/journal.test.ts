@@ -413,6 +413,34 @@ describe('Journal', () => {
     await second.journal.close();
   });
 
+  // sync() promises every record appended before it is fsync'd. An earlier sync still running took
+  // the dirty segments; a later one that finds them clean (nothing new, or new records in another
+  // segment only) must not answer before that sync's fsyncs are done: the earlier one resolves first.
+  it('a sync resolves only after an earlier sync still running', async () => {
+    const dir = tmpDir();
+    const { journal } = await Journal.open(dir, 64 * 1024 * 1024, noCheckpoint);
+    const chunk = bytes(1, 1024 * 1024);
+    const orders: Record<string, string[]> = {};
+    for (const newSegment of [false, true]) {
+      // 24 MiB for the first sync to fsync ...
+      for (let i = 0; i < 24; i++) journal.append(1, [chunk]);
+      await journal.flush();
+      const order: string[] = (orders[newSegment ? 'new record in another segment' : 'nothing new'] = []);
+      const first = journal.sync().then(() => order.push('first'));
+      // (with nothing left to write, the first sync takes the dirty segment before this resumes)
+      await journal.flush();
+      // ... and a second sync right behind it, with nothing new or one small record in a fresh segment
+      if (newSegment) {
+        journal.rotate();
+        journal.append(2, [Buffer.from('small')]);
+      }
+      const second = journal.sync().then(() => order.push('second'));
+      await Promise.all([first, second]);
+    }
+    await journal.close();
+    expect(orders).toEqual({ 'nothing new': ['first', 'second'], 'new record in another segment': ['first', 'second'] });
+  });
+
   // After close, appends are refused with CLOSED rather than silently lost.
   it('refuses appends after close', async () => {
     const dir = tmpDir();
