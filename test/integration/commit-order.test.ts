@@ -1,10 +1,8 @@
 import crypto from 'node:crypto';
-import net from 'node:net';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { RelayClient } from '../../src/client/client.js';
-import { encodeFrameBuffer, Frame, FrameDecoder } from '../../src/protocol/frame.js';
-import { Message, PROTOCOL_VERSION } from '../../src/protocol/messages.js';
 import { startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+import { firstHopBefore, ScriptedNextHop } from '../helpers/scripted-hop.js';
 
 /**
  * Commit groups in flight at once (a mover keeps several on its connection) are
@@ -13,72 +11,6 @@ import { startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
  * without the later put that the next hop already had: a program re-reading a
  * file it had just rewritten got 0 bytes back.
  */
-
-/**
- * A scripted next hop: holds its answers to hello until `greet` (so a mover finds
- * everything spooled once connected), answers bulk frames at once and holds every
- * commit until the test answers it, in whatever order it likes. For each commit it
- * records how many put bytes had arrived before it.
- */
-class HeldCommitHop {
-  putBytes = 0;
-  private answering = false;
-  private greeting = false;
-  private heldHellos: (() => void)[] = [];
-  readonly commits: { socket: net.Socket; id: number; putBytesBefore: number; answered: boolean }[] = [];
-  private sockets = new Set<net.Socket>();
-  private server = net.createServer((socket) => {
-    this.sockets.add(socket);
-    const send = (id: number, msg: Message) => socket.write(encodeFrameBuffer(id, msg));
-    const decoder = new FrameDecoder(({ id, msg }: Frame) => {
-      if (msg.type === 'hello') {
-        const greet = () => send(id, { type: 'helloReply', name: this.address, version: PROTOCOL_VERSION, maxFrame: 16 * 1024 * 1024 + 4096, challenge: Buffer.alloc(0) });
-        if (this.greeting) greet();
-        else this.heldHellos.push(greet);
-      }
-      else if (msg.type === 'bulk') {
-        for (const op of msg.ops) if (op.type === 'put') this.putBytes += op.data.length;
-        send(id, { type: 'bulkReply', errors: [] });
-      } else if (msg.type === 'commit') {
-        this.commits.push({ socket, id, putBytesBefore: this.putBytes, answered: false });
-        if (this.answering) this.answer(this.commits.length - 1);
-      }
-      else if (msg.type === 'get' || msg.type === 'stat') send(id, { type: 'error', code: 'NOT_FOUND', message: 'no such file here' });
-      else send(id, { type: 'ok' });
-    }, 64 * 1024 * 1024);
-    socket.on('data', (d) => decoder.push(d));
-    socket.on('error', () => undefined);
-  });
-  address = '';
-
-  async listen(): Promise<void> {
-    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
-    this.address = `127.0.0.1:${(this.server.address() as net.AddressInfo).port}`;
-  }
-
-  /** Answers the hellos held so far, and from now on every hello at once. */
-  greet(): void {
-    this.greeting = true;
-    for (const g of this.heldHellos.splice(0)) g();
-  }
-
-  /** From now on every commit is answered as it comes. */
-  answerAll(): void {
-    this.answering = true;
-    this.commits.forEach((c, i) => c.answered || this.answer(i));
-  }
-
-  answer(i: number): void {
-    const c = this.commits[i]!;
-    c.answered = true;
-    c.socket.write(encodeFrameBuffer(c.id, { type: 'ok' }));
-  }
-
-  close(): void {
-    this.server.close();
-    for (const s of this.sockets) s.destroy();
-  }
-}
 
 describe('commit groups in flight at once', () => {
   it('a destination relay answers the commits of one connection in the order they were sent', async () => {
@@ -100,14 +32,10 @@ describe('commit groups in flight at once', () => {
   });
 
   it('a first hop keeps a rewritten file readable while the next hop answers a later commit before an earlier one', async () => {
-    const dir = await tempDir();
-    const next = new HeldCommitHop();
-    await next.listen();
-    onTestFinished(() => next.close());
-    const host = 'far.example:9094';
-    const hop = await startRelay(dir, 'hop', { routes: [`${host}=${next.address}`] });
-    const client = await RelayClient.connect(hop.address);
-    onTestFinished(() => client.destroy());
+    // the next hop holds its hellos until greet (so a mover finds everything spooled once
+    // connected) and every commit until the test answers it, in whatever order it likes
+    const next = new ScriptedNextHop({ holdHellos: true });
+    const { host, client } = await firstHopBefore(next);
 
     // a rewrite: truncate, then 40 MiB, more than one commit group (at most 32 MiB each)
     const chunk = 1024 * 1024;
