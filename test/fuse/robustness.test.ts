@@ -356,4 +356,29 @@ cat b600`.replace(/\$1/g, remote),
     expect(fs.readdirSync(dest.exportDir!).sort()).toEqual(['full']);
     expect(fs.readdirSync(path.join(dest.exportDir!, 'full')).sort()).toEqual(['file.txt', 'inner']);
   });
+
+  // umount finds the mount's process by a control socket under the state directory. Run with
+  // another one (another user, another XDG_STATE_HOME) it must not take a live mount for a
+  // crashed one and detach it: the process still holds writes it has not committed.
+  it('umount from another state directory leaves a live mount alone and says why; a crashed mount is detached', async () => {
+    const { dir, dest, mount } = await mountedChain();
+    const target = path.join(mount.mountpoint, 'kangaroo', dest.address, 'kept.txt');
+    const other = { XDG_STATE_HOME: path.join(dir, 'another-state') };
+    const refused = await run(process.execPath, [CLI, 'umount', mount.mountpoint], { env: other });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('served by a running process');
+    expect(refused.stderr).toContain('XDG_STATE_HOME');
+    // still mounted and served
+    const w = await sh(`echo still here > "${target}" && cat "${target}"`);
+    expect(w.code, w.stderr + mount.log()).toBe(0);
+    expect(w.stdout).toBe('still here\n');
+
+    // a mount whose process died: the same command detaches it
+    mount.child.kill('SIGKILL');
+    await mount.exited;
+    const detached = await run(process.execPath, [CLI, 'umount', mount.mountpoint], { env: other });
+    expect(detached.code, detached.stderr).toBe(0);
+    expect(detached.stderr).toContain('detached the dead mount');
+    expect(fs.readFileSync('/proc/mounts', 'utf8')).not.toContain(` ${mount.mountpoint} `);
+  });
 });

@@ -107,11 +107,53 @@ export function register(y: Argv): Argv {
         } catch (err) {
           const e = KangarooError.from(err);
           if (e.code !== 'NOT_FOUND') throw e;
-          // no process serves it: maybe a mount left behind by a crash; detach it
-          const stale = await new Promise<boolean>((resolve) => execFile('fusermount', ['-u', '-z', mountpoint], (error) => resolve(!error)));
-          if (!stale) throw new KangarooError('NOT_FOUND', `${mountpoint} is not a kangaroo mount`);
+          // No control socket here. Only a mount whose process is gone may be detached: a live one
+          // (started by another user, or with another XDG_STATE_HOME) still holds uncommitted writes.
+          if (!(await isFuseMount(mountpoint))) throw new KangarooError('NOT_FOUND', `${mountpoint} is not a kangaroo mount`);
+          const state = await probeMount(mountpoint);
+          if (state === 'answers') {
+            throw new KangarooError(
+              'BAD_ARGUMENT',
+              `${mountpoint} is served by a running process, but its control socket is not at ${socketPath}: run kangaroo umount as the user and with the XDG_STATE_HOME the mount was started with, or send that process SIGTERM (it commits everything, then unmounts)`,
+            );
+          }
+          if (state === 'silent') {
+            throw new KangarooError(
+              'TIMEOUT',
+              `${mountpoint} does not answer and no control socket for it is at ${socketPath}; if its process is gone, detach it with: fusermount -u -z ${mountpoint}`,
+            );
+          }
+          const detached = await new Promise<boolean>((resolve) => execFile('fusermount', ['-u', '-z', mountpoint], (error) => resolve(!error)));
+          if (!detached) throw new KangarooError('NOT_FOUND', `${mountpoint} could not be detached (fusermount -u -z failed)`);
           process.stderr.write(`kangaroo: ${mountpoint} had no serving process (it had crashed); detached the dead mount. Anything it had not committed is lost; committed data is still in its relay's spool.\n`);
         }
       },
     );
+}
+
+/** Whether the kernel lists a FUSE file system mounted at `mountpoint` (/proc/mounts escapes spaces as \040). */
+async function isFuseMount(mountpoint: string): Promise<boolean> {
+  const table = await fsp.readFile('/proc/mounts', 'utf8').catch(() => '');
+  return table.split('\n').some((line) => {
+    const [, where, type] = line.split(' ');
+    return type !== undefined && type.startsWith('fuse') && where?.replace(/\\(\d{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === mountpoint;
+  });
+}
+
+/**
+ * How a FUSE mount point answers a listing of its root (a stat could be answered from the
+ * kernel's cache). When its serving process has died the kernel fails at once with ENOTCONN
+ * ('dead'); a live process answers ('answers'); a hung one does not answer within two seconds
+ * ('silent'). This process does not serve the mount, so it may read it.
+ */
+async function probeMount(mountpoint: string): Promise<'answers' | 'dead' | 'silent'> {
+  let timer: NodeJS.Timeout | undefined;
+  const silent = new Promise<'silent'>((resolve) => (timer = setTimeout(() => resolve('silent'), 2000)));
+  const answer = fsp.readdir(mountpoint).then(
+    () => 'answers' as const,
+    (err: NodeJS.ErrnoException) => (err.code === 'ENOTCONN' ? ('dead' as const) : ('answers' as const)),
+  );
+  const state = await Promise.race([answer, silent]);
+  clearTimeout(timer);
+  return state;
 }
