@@ -85,6 +85,8 @@ export class Relay {
   /** The newest commit and whether it has answered (see commit). */
   private lastCommit: { done: Promise<void>; settled: boolean } | undefined;
   private closing = false;
+  /** The spool's failure last reported (see commitNow). */
+  private spoolError: unknown;
   readonly access: AccessPolicy;
   private retryPolicies = new Map<string, RetryPolicy>();
 
@@ -299,7 +301,16 @@ export class Relay {
   }
 
   private async commitNow(): Promise<void> {
-    await this.spool.commit();
+    await this.spool.commit().catch((err) => {
+      // the spool's error is sticky (a failed fsync is final): say so once, in the log and in status
+      if (err !== this.spoolError) {
+        this.spoolError = err;
+        const e = KangarooError.from(err);
+        this.log.error(`spool commit failed: ${e.message}`);
+        this.failures.record({ kind: 'spool', target: this.options.spoolDir, code: e.code, class: 'permanent', message: e.message, action: 'commits refused until the relay is restarted' });
+      }
+      throw err;
+    });
     if (this.exportRoot) {
       // only ops whose data is fsync'd may be recorded as applied
       const applied = this.watermarks!.snapshot();

@@ -250,7 +250,18 @@ export class Journal {
     await this.flush();
     const dirty = [...this.dirty];
     this.dirty.clear();
-    const own = Promise.all(dirty.map((s) => this.fds.get(s)?.sync()));
+    const own = Promise.all(dirty.map((s) => this.fds.get(s)?.sync())).catch((err) => {
+      // A failed fsync is final, like a failed write: the segments were taken off `dirty`, and
+      // the kernel may have dropped their unwritten pages and marked them clean (Linux does after
+      // a writeback error), so a later fsync would succeed without the data. Every later sync,
+      // commit and append fails with this error instead of promising what may not be on disk.
+      this.writeError ??= new KangarooError(
+        KangarooError.from(err).code,
+        `the spool's disk failed an fsync (${(err as Error).message}): data accepted since the last good commit may not be on disk; restart the relay to recover from the journal`,
+        { cause: err },
+      );
+      throw this.writeError;
+    });
     const done = Promise.all([this.syncing, own]).then(() => undefined);
     this.syncing = done;
     const settle = () => {

@@ -1,0 +1,81 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { connectRetry, failuresOf, statusOf } from '../helpers/fault-kit.js';
+import { run } from '../helpers/mount-process.js';
+import { closedPort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+
+/**
+ * A spool whose disk fails an fsync. After a failed fsync the kernel may have dropped
+ * the unwritten pages and marked them clean, so a later fsync succeeds without the
+ * data: a commit after the failure must fail too, not promise what may not be on disk.
+ */
+
+const FAILING_DISK = path.resolve(__dirname, '../helpers/failing-disk.mjs');
+
+/**
+ * Mounts the failing disk (test/helpers/failing-disk.mjs) at `mnt`, backed by `backing`;
+ * its fsync fails with EIO while `trigger` exists. Registered before the relays that use
+ * it, so its cleanup (kill by pid, lazy unmount) runs after they are killed, pass or fail.
+ */
+async function mountFailingDisk(mnt: string, backing: string, trigger: string, ready: string): Promise<void> {
+  await fsp.mkdir(backing, { recursive: true });
+  let output = '';
+  const child = spawn(process.execPath, [FAILING_DISK, mnt, backing, trigger, ready], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  onTestFinished(async () => {
+    await run('fusermount', ['-u', '-z', mnt]);
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`failing disk exited with ${child.exitCode}: ${output}`);
+    return fs.existsSync(ready);
+  }, 20_000, `the failing disk at ${mnt}`);
+}
+
+describe('a spool disk that fails an fsync', () => {
+  it('refuses every later commit, even once fsync works again, and keeps serving', async () => {
+    const dir = await tempDir();
+    const trigger = path.join(dir, 'fail-fsync');
+    // startRelay puts the spool of relay "a" at `${dir}/a-spool`: the failing disk is mounted there
+    await mountFailingDisk(path.join(dir, 'a-spool'), path.join(dir, 'backing'), trigger, path.join(dir, 'disk-ready'));
+    // the destination is out of reach, so every put stays in the spool
+    const dest = `127.0.0.1:${await closedPort()}`;
+    const a = await startRelay(dir, 'a', { routes: [`${dest}=127.0.0.1:${await closedPort()}`] });
+    const client = await connectRetry(a.address);
+    const data = Buffer.alloc(64 * 1024, 7);
+
+    await client.put(dest, '/f.bin', 0, data);
+    await client.commit();
+
+    await fsp.writeFile(trigger, '');
+    await client.put(dest, '/f.bin', data.length, data);
+    await expect(client.commit()).rejects.toThrow(/fsync/);
+
+    // fsync works again, but the data the failed one covered may be gone from the page cache
+    await fsp.rm(trigger);
+    await client.put(dest, '/f.bin', 2 * data.length, data).catch(() => undefined);
+    const again = await client.commit().then(
+      () => 'committed',
+      (err: Error) => err.message,
+    );
+    expect(again).toMatch(/the spool's disk failed an fsync.*restart the relay/);
+
+    // the relay keeps running and answers, and says what happened
+    expect(a.child.exitCode).toBeNull();
+    expect(a.child.signalCode).toBeNull();
+    const status = await statusOf(a.address);
+    expect(status.failures.byKind['spool/permanent']).toBe(1);
+    expect(status.failures.last?.message).toMatch(/the spool's disk failed an fsync/);
+    const failures = await failuresOf(a.address);
+    expect(failures.some((f) => f.kind === 'spool' && /failed an fsync/.test(f.message))).toBe(true);
+    expect(a.log()).toMatch(/spool commit failed: the spool's disk failed an fsync/);
+  });
+});
