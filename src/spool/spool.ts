@@ -296,7 +296,12 @@ export class Spool extends EventEmitter {
     // Everything in the current segment delivered: start a fresh one so this one's space comes back.
     const cur = this.journal.currentSegment;
     if ((this.liveBySegment.get(cur) ?? 0) === 0 && this.journal.currentBytes > 64 * 1024) this.journal.rotate();
-    void this.deleteIdleSegments().then(() => this.emit('space'));
+    // a failure here (a spool write or fsync failing) is the journal's sticky error now: the
+    // next commit reports it; the segments simply stay
+    void this.deleteIdleSegments().then(
+      () => this.emit('space'),
+      () => undefined,
+    );
   }
 
   private removeFromFile(sop: SpooledOp, file: FileState): void {
