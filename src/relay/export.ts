@@ -29,6 +29,14 @@ export class ExportRoot {
    * still wait for it (see synced).
    */
   private syncing = new Set<Promise<unknown>>();
+  /**
+   * The first failed fsync of a file, kept: the file left the dirty set when its fsync began,
+   * and after a writeback error the kernel may have marked the lost pages clean, so a later
+   * fsync would succeed without them. Every later commit and push fails with it; a restart
+   * reloads the applied-ops watermarks of the last good commit, so the next hop sends those
+   * operations again and they are applied anew.
+   */
+  private syncError: KangarooError | undefined;
   private static readonly MAX_OPEN = 64;
 
   constructor(readonly root: string) {}
@@ -130,17 +138,30 @@ export class ExportRoot {
     }
   }
 
-  /** fsyncs a file by path, through its open handle if it has one. */
+  /** fsyncs a file by path, through its open handle if it has one; a failure is final (syncError). */
   private async syncFile(local: string): Promise<void> {
-    const fd = this.open.get(local);
-    if (fd) return fd.sync();
-    const h = await fsp.open(local, 'r').catch(() => undefined); // gone (unlinked since): nothing to keep
-    if (!h) return;
     try {
-      await h.sync();
-    } finally {
-      await h.close();
+      const fd = this.open.get(local);
+      if (fd) return await fd.sync();
+      const h = await fsp.open(local, 'r').catch(() => undefined); // gone (unlinked since): nothing to keep
+      if (!h) return;
+      try {
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+    } catch (err) {
+      this.syncError ??= new KangarooError(
+        KangarooError.from(err).code,
+        `the destination's disk failed an fsync (${(err as Error).message}): data applied since the last good commit may not be on disk; restart the relay (the hop sending to it then sends those operations again)`,
+        { cause: err },
+      );
+      throw this.syncError;
     }
+  }
+
+  private throwSyncError(): void {
+    if (this.syncError) throw this.syncError;
   }
 
   /** Applies one ordered operation. Errors carry the code that says whether a retry can help. */
@@ -235,6 +256,7 @@ export class ExportRoot {
 
   /** fsyncs everything changed since the last commit. */
   async commit(): Promise<void> {
+    this.throwSyncError();
     const files = [...this.dirtyFiles];
     this.dirtyFiles.clear();
     await this.synced(files.map((f) => this.syncFile(f)));
@@ -243,6 +265,7 @@ export class ExportRoot {
 
   /** fsyncs one file and the directories changed so far. */
   async push(remote: string): Promise<void> {
+    this.throwSyncError();
     const local = await this.resolve(remote);
     await this.synced(this.dirtyFiles.delete(local) ? [this.syncFile(local)] : []);
     await this.syncDirs();

@@ -78,4 +78,39 @@ describe('a spool disk that fails an fsync', () => {
     expect(failures.some((f) => f.kind === 'spool' && /failed an fsync/.test(f.message))).toBe(true);
     expect(a.log()).toMatch(/spool commit failed: the spool's disk failed an fsync/);
   });
+
+  it('a destination whose disk fails an fsync refuses every later commit and push, and keeps serving', async () => {
+    const dir = await tempDir();
+    const trigger = path.join(dir, 'fail-fsync');
+    const exportDir = path.join(dir, 'export');
+    await mountFailingDisk(exportDir, path.join(dir, 'backing'), trigger, path.join(dir, 'disk-ready'));
+    const dest = await startRelay(dir, 'dest', { export: exportDir });
+    const client = await connectRetry(dest.address);
+    const data = Buffer.alloc(64 * 1024, 7);
+
+    await client.put(dest.address, '/f.bin', 0, data);
+    await client.commit();
+
+    await fsp.writeFile(trigger, '');
+    await client.put(dest.address, '/f.bin', data.length, data);
+    await expect(client.commit()).rejects.toThrow(/fsync/);
+
+    // fsync works again, but what the failed one covered may be gone from the page cache
+    await fsp.rm(trigger);
+    await client.put(dest.address, '/f.bin', 2 * data.length, data).catch(() => undefined);
+    const again = await client.commit().then(
+      () => 'committed',
+      (err: Error) => err.message,
+    );
+    expect(again).toMatch(/the destination's disk failed an fsync.*restart the relay/);
+    const pushed = await client.push(dest.address, '/f.bin').then(
+      () => 'pushed',
+      (err: Error) => err.message,
+    );
+    expect(pushed).toMatch(/the destination's disk failed an fsync/);
+
+    // still serving: a read of the file answers
+    expect(dest.child.exitCode).toBeNull();
+    expect((await client.stat(dest.address, '/f.bin')).size).toBeGreaterThanOrEqual(2 * data.length);
+  });
 });
