@@ -12,6 +12,8 @@ import Fuse from 'fuse-native';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+// the mount's own conversion of a local stat to fuse-native's shape (built by npm run build)
+import { localStat } from '../../dist/fs/stat.js';
 
 const [mnt, backing, trigger, ready] = process.argv.slice(2);
 const real = (p) => path.join(backing, p);
@@ -32,22 +34,6 @@ function call(cb, work) {
   );
 }
 
-function toStat(st) {
-  return {
-    mtime: st.mtime,
-    atime: st.atime,
-    ctime: st.ctime,
-    size: st.size,
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    nlink: st.nlink,
-    blocks: st.blocks,
-    blksize: st.blksize,
-    ino: st.ino,
-  };
-}
-
 async function openHandle(p, create, mode) {
   // Opened read-write without O_APPEND: the kernel gives every write its position
   // (the file's end for an O_APPEND descriptor on the mount).
@@ -58,10 +44,10 @@ async function openHandle(p, create, mode) {
 }
 
 const ops = {
-  getattr: (p, cb) => fsp.lstat(real(p)).then((st) => cb(0, toStat(st)), (err) => cb(errno(err))),
+  getattr: (p, cb) => fsp.lstat(real(p)).then((st) => cb(0, localStat(st)), (err) => cb(errno(err))),
   fgetattr: (p, fd, cb) => {
     const h = handles.get(fd);
-    (h ? h.stat() : fsp.lstat(real(p))).then((st) => cb(0, toStat(st)), (err) => cb(errno(err)));
+    (h ? h.stat() : fsp.lstat(real(p))).then((st) => cb(0, localStat(st)), (err) => cb(errno(err)));
   },
   access: (p, _mode, cb) => call(cb, () => fsp.access(real(p))),
   statfs: (p, cb) =>
