@@ -58,8 +58,13 @@ export class Operations {
     return fd;
   }
 
+  /** The key of a handle number: the binding hands handles back with the write-behind bit set. */
+  private key(fd: number): number {
+    return fd & ~this.writeBehindBit;
+  }
+
   private handle(fd: number): Handle | undefined {
-    return this.handles.get(fd & ~this.writeBehindBit);
+    return this.handles.get(this.key(fd));
   }
 
   /** Set once the binding writes behind (src/fs/write-behind.ts): remote files are opened with it. */
@@ -71,7 +76,7 @@ export class Operations {
 
   /** Where the binding's write-behind blocks go: the remote file's write buffer, in order. */
   writeBehind(fd: number, offset: number, data: Buffer, release: () => void): void {
-    const h = this.handles.get(fd);
+    const h = this.handle(fd);
     if (h?.kind === 'remote') return h.h.writeBehind(data, offset, release);
     release();
     this.ctx.log.error(`write-behind data for handle ${fd}, which is not an open remote file: ${data.length} bytes at ${offset} dropped`);
@@ -189,7 +194,7 @@ export class Operations {
       release: (p, fd, cb) =>
         this.run(`release ${p}`, async () => {
           const h = this.handle(fd);
-          this.handles.delete(fd);
+          this.handles.delete(this.key(fd));
           if (h?.kind === 'local') await h.fh.close();
           if (h?.kind === 'buffer') {
             const client = await this.ctx.remote.link.get();

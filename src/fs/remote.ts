@@ -1,6 +1,7 @@
 import { formatKangarooUrl, RemoteFile } from '../address.js';
 import { KangarooError } from '../errors.js';
 import { DirEntry, FileInfo } from '../protocol/messages.js';
+import { once } from '../util/once.js';
 import { BlockCache } from './block-cache.js';
 import { RelayLink } from './relay-link.js';
 
@@ -31,15 +32,6 @@ function takeBuffer(): Buffer {
 
 function giveBack(b: Buffer): void {
   if (pool.length < POOLED) pool.push(b);
-}
-
-function once(f: () => void): () => void {
-  let called = false;
-  return () => {
-    if (called) return;
-    called = true;
-    f();
-  };
 }
 
 export class RemoteHandle {
@@ -110,7 +102,6 @@ export class RemoteHandle {
     if (data.length >= MAX_COALESCE) {
       // too big to coalesce: send a copy as it is (the socket may hold it past this call)
       this.queue(pos, Buffer.from(data));
-      release?.();
       return;
     }
     if (this.length === 0) {

@@ -1,6 +1,7 @@
 import type Fuse from 'fuse-native';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { once } from '../util/once.js';
 
 /**
  * Write-behind in the patched binding (native/write-behind.c): writes to a handle
@@ -15,6 +16,7 @@ import path from 'node:path';
 
 export const WRITE_BEHIND_BIT = 0x20000000;
 
+/** Receives a block: the handle number as the binding holds it (WRITE_BEHIND_BIT set), the offset, the data, and its release. */
 export type BlockSink = (fh: number, offset: number, data: Buffer, release: () => void) => void;
 
 interface Binding {
@@ -54,13 +56,7 @@ export class WriteBehind {
     binding.kangaroo_wb_attach(thread, (list) => {
       for (let i = 0; i < list.length; i += 3) {
         const data = list[i + 2] as Buffer;
-        let released = false;
-        const release = () => {
-          if (released) return;
-          released = true;
-          binding.kangaroo_wb_release(thread, data);
-        };
-        sink((list[i] as number) & ~WRITE_BEHIND_BIT, list[i + 1] as number, data, release);
+        sink(list[i] as number, list[i + 1] as number, data, once(() => binding.kangaroo_wb_release(thread, data)));
       }
     });
     return wb;
