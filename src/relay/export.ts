@@ -33,8 +33,8 @@ export class ExportRoot {
    * The first failed fsync of a file, kept: the file left the dirty set when its fsync began,
    * and after a writeback error the kernel may have marked the lost pages clean, so a later
    * fsync would succeed without them. Every later commit and push fails with it; a restart
-   * reloads the applied-ops watermarks of the last good commit, so the next hop sends those
-   * operations again and they are applied anew.
+   * reloads the applied-ops watermarks of the last good commit, so the hop sending here sends
+   * those operations again and they are applied anew.
    */
   private syncError: KangarooError | undefined;
   private static readonly MAX_OPEN = 64;
