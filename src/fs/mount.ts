@@ -90,6 +90,7 @@ export class KangarooMount {
       remote: this.remote,
       gns,
       backing: o.backing,
+      mountpoint: this.mountpoint,
       log: o.log,
       directIoBit: perFile ? DIRECT_IO_BIT : 0,
     });

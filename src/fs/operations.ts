@@ -29,6 +29,8 @@ export interface OperationsContext {
   remote: RemoteFiles;
   gns: NameService;
   backing: string;
+  /** Where the mount is: a writer's close stats the file through it (see showAttributes). */
+  mountpoint: string;
   log: Logger;
   /**
    * Added to the handle number of a pipe-mode open so the (patched) binding turns
@@ -65,6 +67,22 @@ export class Operations {
 
   private handle(fd: number): Handle | undefined {
     return this.handles.get(this.key(fd));
+  }
+
+  /**
+   * libfuse's auto_cache keeps a file's page cache at open only if the size and time
+   * it saw last still hold, and it sees them only in getattr replies: writes do not
+   * tell it. After a writer's close, the first reader's open found them changed and
+   * dropped the pages, so the second read came from the relay again. A stat through
+   * the mount lets libfuse see them now (the time no longer changes at delivery: see
+   * RemoteFiles.unstamped). The stat is answered by another FUSE thread while this
+   * close waits; it is bounded, so a busy mount does not hold the close.
+   */
+  private async showAttributes(p: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)));
+    await Promise.race([fsp.stat(path.join(this.ctx.mountpoint, p)).catch(() => undefined), bound]);
+    clearTimeout(timer);
   }
 
   /** Set once the binding writes behind (src/fs/write-behind.ts): remote files are opened with it. */
@@ -183,7 +201,7 @@ export class Operations {
       flush: (p, fd, cb) =>
         this.run(`close ${p}`, async () => {
           const h = this.handle(fd);
-          if (h?.kind === 'remote') await h.h.commit();
+          if (h?.kind === 'remote' && (await h.h.commit())) await this.showAttributes(p);
         }, (e) => cb(e)),
       fsync: (p, _datasync, fd, cb) =>
         this.run(`fsync ${p}`, async () => {

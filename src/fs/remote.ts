@@ -94,6 +94,7 @@ export class RemoteHandle {
     await this.sending;
     this.throwSendError();
     this.dirty = true;
+    this.files.changed(this.file);
     this.files.cache.invalidate(this.key);
     if (owned) {
       this.queue(pos, data, release);
@@ -162,17 +163,20 @@ export class RemoteHandle {
     this.throwSendError();
   }
 
-  /** close(2): everything written through this handle is safely spooled. */
-  async commit(): Promise<void> {
+  /** close(2): everything written through this handle is safely spooled. False when nothing was written. */
+  async commit(): Promise<boolean> {
     await this.sendBuffered();
-    if (!this.dirty) return;
+    if (!this.dirty) return false;
     this.dirty = false;
+    await this.files.stampTime(this.file);
     await this.files.link.commit();
+    return true;
   }
 
   /** fsync(2): everything written so far has reached the destination. */
   async push(): Promise<void> {
     await this.sendBuffered();
+    await this.files.stampTime(this.file);
     const client = await this.files.link.get();
     await client.push(this.file.host, this.file.path);
     this.dirty = false;
@@ -182,6 +186,15 @@ export class RemoteHandle {
 export class RemoteFiles {
   private open = new Map<string, Set<RemoteHandle>>();
   private fetching = new Map<string, Promise<Buffer>>();
+  /**
+   * Files written or truncated since their modification time was last set. Until
+   * delivery a file's time is that of its newest spooled change at the first hop;
+   * after it, the destination's time of writing. Programs that stat a file twice
+   * (tar: "file changed as we read it") and the kernel's page cache (auto_cache
+   * drops a file's pages when its time changes) need it to stay put, so a commit
+   * or push sets it explicitly, and the time travels with the data.
+   */
+  private unstamped = new Map<string, RemoteFile>();
 
   constructor(
     readonly link: RelayLink,
@@ -285,7 +298,31 @@ export class RemoteFiles {
   }
 
   truncate(file: RemoteFile, size: number): Promise<void> {
+    this.changed(file);
     return this.ordered([file], (c) => c.truncate(file.host, file.path, size));
+  }
+
+  /** The file's contents changed: its time is set at the next commit or push (see unstamped). */
+  changed(file: RemoteFile): void {
+    this.unstamped.set(RemoteFiles.key(file), file);
+  }
+
+  /** A renamed file or directory: its changed files are stamped under their new names. */
+  private renameUnstamped(from: RemoteFile, to: RemoteFile): void {
+    this.unstamped.delete(RemoteFiles.key(to));
+    for (const [key, file] of [...this.unstamped]) {
+      if (file.host !== from.host) continue;
+      const inside = file.path === from.path ? '' : file.path.startsWith(`${from.path}/`) ? file.path.slice(from.path.length) : undefined;
+      if (inside === undefined) continue;
+      this.unstamped.delete(key);
+      this.changed({ ...file, path: to.path + inside });
+    }
+  }
+
+  /** Sets the time of a file changed since its time was last set to now (see unstamped). */
+  async stampTime(file: RemoteFile): Promise<void> {
+    if (!this.unstamped.delete(RemoteFiles.key(file))) return;
+    await this.setattr(file, { mtimeMs: Date.now() });
   }
 
   mkdir(dir: RemoteFile, mode: number): Promise<void> {
@@ -295,6 +332,7 @@ export class RemoteFiles {
   async unlink(file: RemoteFile): Promise<void> {
     const info = await this.stat(file);
     if (info.kind === 'dir') throw new KangarooError('IS_DIR', `${file.path} is a directory`);
+    this.unstamped.delete(RemoteFiles.key(file));
     await this.ordered([file], (c) => c.unlink(file.host, file.path));
   }
 
@@ -308,16 +346,20 @@ export class RemoteFiles {
   async rename(from: RemoteFile, to: RemoteFile): Promise<void> {
     if (from.host !== to.host) throw new KangarooError('BAD_ARGUMENT', 'rename across hosts');
     await this.stat(from);
+    this.renameUnstamped(from, to);
     await this.ordered([from, to], (c) => c.rename(from.host, from.path, to.path));
   }
 
-  setattr(file: RemoteFile, attrs: { mode?: number; mtimeMs?: number }): Promise<void> {
-    return this.ordered([file], (c) => c.setattr(file.host, file.path, attrs));
+  async setattr(file: RemoteFile, attrs: { mode?: number; mtimeMs?: number }): Promise<void> {
+    // a program's own time (touch -d, tar and cp -p restoring one) is kept as it set it
+    if (attrs.mtimeMs !== undefined) this.unstamped.delete(RemoteFiles.key(file));
+    await this.ordered([file], (c) => c.setattr(file.host, file.path, attrs));
   }
 
-  /** Every handle's buffered writes sent and committed: what unmount needs. */
+  /** Every handle's buffered writes sent, times set and committed: what unmount needs. */
   async commitAll(): Promise<void> {
     for (const set of this.open.values()) for (const h of set) await h.sendBuffered();
+    for (const file of [...this.unstamped.values()]) await this.stampTime(file);
     await this.link.commit();
   }
 }

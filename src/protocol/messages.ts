@@ -161,7 +161,9 @@ const KIND_CODES: Record<FileKind, number> = { file: 1, dir: 2, other: 3 };
 const KIND_BY_CODE: Record<number, FileKind> = { 1: 'file', 2: 'dir', 3: 'other' };
 
 function writeInfo(w: Writer, info: FileInfo): void {
-  w.u8(KIND_CODES[info.kind]).u64(info.size).u64(Math.max(0, Math.floor(info.mtimeMs))).u32(info.mode);
+  // rounded, not truncated: a time set in milliseconds comes back from the disk a few
+  // hundred nanoseconds short (utimes takes seconds as a double), and must read the same
+  w.u8(KIND_CODES[info.kind]).u64(info.size).u64(Math.max(0, Math.round(info.mtimeMs))).u32(info.mode);
 }
 
 function readInfo(r: Reader): FileInfo {
