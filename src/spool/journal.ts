@@ -3,6 +3,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { KangarooError } from '../errors.js';
 import { crc32, crc32Combine } from '../util/crc32.js';
+import { DirectWriter, isPadding } from './direct-writer.js';
 
 /**
  * An append-only journal split into numbered segment files. Each record is
@@ -17,6 +18,7 @@ import { crc32, crc32Combine } from '../util/crc32.js';
  * segment up to its first bad record: a bad tail of the newest segment (a torn
  * write) is truncated, and a bad record elsewhere is reported as corruption; the
  * reader then looks for the next valid record so one flipped byte costs one record.
+ * New segments are written past the page cache where the disk allows (DirectWriter).
  * Whole segments are deleted by the owner once nothing in them is needed.
  */
 
@@ -64,6 +66,10 @@ export class Journal {
   private writeWaiters: { loc: RecordLocation; resolve: () => void }[] = [];
   private current = 0;
   private closed = false;
+  /** The segment being written with O_DIRECT, and its writer (see DirectWriter). */
+  private direct: { segment: number; writer: DirectWriter } | undefined;
+  /** Set once the disk refused a direct write: writes go through the page cache. */
+  private buffered = false;
   /** Called after each write to disk (unwritten bytes went down). */
   onWritten: (() => void) | undefined;
 
@@ -90,7 +96,7 @@ export class Journal {
       const data = await fsp.readFile(file);
       const validEnd = scanSegment(segment, data, records, report, i === names.length - 1);
       if (validEnd < data.length) {
-        report.tornTailBytes += data.length - validEnd;
+        if (!isPadding(data, validEnd)) report.tornTailBytes += data.length - validEnd;
         await fsp.truncate(file, validEnd);
       }
       journal.sizes.set(segment, validEnd);
@@ -198,12 +204,14 @@ export class Journal {
           fd = await fsp.open(this.segmentPath(w.segment), 'a+');
           this.fds.set(w.segment, fd);
         }
-        let chunks = w.chunks;
-        let remaining = w.bytes;
-        while (remaining > 0) {
-          const { bytesWritten } = await fd.writev(chunks);
-          remaining -= bytesWritten;
-          if (remaining > 0) chunks = skipBytes(chunks, bytesWritten);
+        if (!(await this.writeDirect(w))) {
+          let chunks = w.chunks;
+          let remaining = w.bytes;
+          while (remaining > 0) {
+            const { bytesWritten } = await fd.writev(chunks);
+            remaining -= bytesWritten;
+            if (remaining > 0) chunks = skipBytes(chunks, bytesWritten);
+          }
         }
       } catch (err) {
         this.writeError = KangarooError.from(err, 'spool write failed');
@@ -216,6 +224,38 @@ export class Journal {
       this.onWritten?.();
     }
     this.wakeReaders();
+  }
+
+  /** Writes `w` with O_DIRECT where it can; false when it must go through the page cache. */
+  private async writeDirect(w: PendingWrite): Promise<boolean> {
+    if (this.buffered) return false;
+    if (this.direct?.segment !== w.segment) {
+      // segments are written in order: the one before is complete
+      const done = this.direct;
+      this.direct = undefined;
+      await done?.writer.close();
+      // only segments this journal starts: recovered ones are never appended to
+      if ((this.writtenEnd.get(w.segment) ?? 0) !== 0) return false;
+      const writer = await DirectWriter.open(this.segmentPath(w.segment));
+      if (!writer) {
+        this.buffered = true;
+        return false;
+      }
+      this.direct = { segment: w.segment, writer };
+    }
+    const writer = this.direct.writer;
+    try {
+      await writer.write(w.chunks);
+      return true;
+    } catch (err) {
+      // a file system that opens with O_DIRECT but refuses the writes: nothing of this
+      // segment reached it, so the page cache takes over from its start
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL' || writer.written > 0) throw err;
+      this.buffered = true;
+      this.direct = undefined;
+      await writer.close();
+      return false;
+    }
   }
 
   private wakeReaders(): void {
@@ -300,6 +340,11 @@ export class Journal {
     this.sizes.delete(segment);
     this.writtenEnd.delete(segment);
     this.dirty.delete(segment);
+    const direct = this.direct;
+    if (direct?.segment === segment) {
+      this.direct = undefined;
+      await direct.writer.close();
+    }
     const fd = this.fds.get(segment);
     this.fds.delete(segment);
     await fd?.close();
@@ -310,6 +355,8 @@ export class Journal {
     if (this.closed) return;
     await this.sync().catch(() => undefined);
     this.closed = true;
+    await this.direct?.writer.close().catch(() => undefined);
+    this.direct = undefined;
     for (const fd of this.fds.values()) await fd.close().catch(() => undefined);
     this.fds.clear();
   }
@@ -349,6 +396,8 @@ function scanSegment(
       validEnd = pos;
       continue;
     }
+    // zeros to the end: a direct write's padding of the last block, not damage
+    if (isPadding(data, pos)) return pos;
     // Look for the next valid record: if there is one, this is corruption, not a torn tail.
     let next = -1;
     for (let p = pos + 1; p + RECORD_HEADER_BYTES <= data.length; p++) {
