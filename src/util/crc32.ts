@@ -1,13 +1,38 @@
+import { createRequire } from 'node:module';
 import zlib from 'node:zlib';
 
 /**
- * CRC-32 (IEEE) of a buffer, continuing from `seed`. Node >= 20.15 has a native one in zlib;
- * older Node 20 releases fall back to a table-driven version here.
+ * CRC-32 (IEEE) of a buffer, continuing from `seed`. Every byte a program writes is
+ * checksummed where it enters and again at every hop, so for buffers of a block or
+ * more this uses @node-rs/crc32 (crc32fast, with the CPU's carry-less multiply):
+ * 8.6 GiB/s here against 2.7 for Node's zlib, whose bundled copy lacks its SIMD path.
+ * It costs more per call, so small buffers stay with zlib (Node >= 20.15; older Node
+ * 20 releases fall back to a table-driven version here). Where the package has no
+ * build for the platform, zlib takes everything.
  */
-export const crc32: (data: Uint8Array, seed?: number) => number =
-  typeof (zlib as { crc32?: unknown }).crc32 === 'function'
-    ? (data, seed = 0) => (data.length === 0 ? seed >>> 0 : (zlib as unknown as { crc32(d: Uint8Array, s: number): number }).crc32(data, seed))
-    : tableCrc32;
+export const crc32: (data: Uint8Array, seed?: number) => number = (data, seed = 0) => {
+  if (data.length === 0) return seed >>> 0;
+  if (simd && data.length >= SIMD_MIN_BYTES && Buffer.isBuffer(data)) return simd(data, seed) >>> 0;
+  return smallCrc32(data, seed);
+};
+
+const SIMD_MIN_BYTES = 4096;
+
+const simd = loadSimd();
+
+function loadSimd(): ((data: Buffer, seed: number) => number) | undefined {
+  try {
+    return (createRequire(import.meta.url)('@node-rs/crc32') as { crc32(data: Buffer, seed: number): number }).crc32;
+  } catch {
+    return undefined;
+  }
+}
+
+const smallCrc32: (data: Uint8Array, seed: number) => number =
+  typeof (zlib as { crc32?: unknown }).crc32 === 'function' ? (zlib as unknown as { crc32(d: Uint8Array, s: number): number }).crc32 : tableCrc32;
+
+/** True when large buffers are checksummed with the SIMD package (tests and status say so). */
+export const simdCrc32 = simd !== undefined;
 
 let TABLE: Uint32Array | undefined;
 
