@@ -21,10 +21,18 @@ import { KangarooError } from '../errors.js';
  * in fewer than 4 KiB of zeros after its last record, which the journal's reader
  * knows as padding (see isPadding).
  */
+/**
+ * Staging buffers of closed writers, for the next ones (a writer lives as long as its
+ * segment). A WebAssembly memory reserves far more address space than it uses, and
+ * a process may hold only so many, so they are reused rather than left to the GC.
+ */
+const spareStaging: Buffer[] = [];
+const MAX_SPARE = 4;
+
 export class DirectWriter {
   static readonly BLOCK = 4096;
   private static readonly CAPACITY = 4 << 20;
-  private readonly staging = Buffer.from(new WebAssembly.Memory({ initial: DirectWriter.CAPACITY / 65536 }).buffer);
+  private readonly staging = spareStaging.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: DirectWriter.CAPACITY / 65536 }).buffer);
   /** Where staging[0] belongs in the file: a multiple of BLOCK. */
   private base = 0;
   /** Bytes in staging: those of the partial last block already on disk, then new ones. */
@@ -89,6 +97,7 @@ export class DirectWriter {
     try {
       if (this.written > 0) await this.fd.truncate(this.base + this.fill);
     } finally {
+      if (spareStaging.length < MAX_SPARE) spareStaging.push(this.staging);
       await this.fd.close();
     }
   }

@@ -1,44 +1,14 @@
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { connectRetry, failuresOf, statusOf } from '../helpers/fault-kit.js';
-import { run } from '../helpers/mount-process.js';
-import { closedPort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+import { describe, expect, it } from 'vitest';
+import { connectRetry, failuresOf, mountFailingDisk, statusOf } from '../helpers/fault-kit.js';
+import { closedPort, startRelay, tempDir } from '../helpers/relay-process.js';
 
 /**
  * A spool whose disk fails an fsync. After a failed fsync the kernel may have dropped
  * the unwritten pages and marked them clean, so a later fsync succeeds without the
  * data: a commit after the failure must fail too, not promise what may not be on disk.
  */
-
-const FAILING_DISK = path.resolve(__dirname, '../helpers/failing-disk.mjs');
-
-/**
- * Mounts the failing disk (test/helpers/failing-disk.mjs) at `mnt`, backed by `backing`;
- * its fsync fails with EIO while `trigger` exists. Registered before the relays that use
- * it, so its cleanup (kill by pid, lazy unmount) runs after they are killed, pass or fail.
- */
-async function mountFailingDisk(mnt: string, backing: string, trigger: string, ready: string): Promise<void> {
-  await fsp.mkdir(backing, { recursive: true });
-  let output = '';
-  const child = spawn(process.execPath, [FAILING_DISK, mnt, backing, trigger, ready], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => (output += d));
-  child.stderr!.on('data', (d) => (output += d));
-  onTestFinished(async () => {
-    await run('fusermount', ['-u', '-z', mnt]);
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  await waitFor(() => {
-    if (child.exitCode !== null) throw new Error(`failing disk exited with ${child.exitCode}: ${output}`);
-    return fs.existsSync(ready);
-  }, 20_000, `the failing disk at ${mnt}`);
-}
 
 describe('a spool disk that fails an fsync', () => {
   it('refuses every later commit, even once fsync works again, and keeps serving', async () => {

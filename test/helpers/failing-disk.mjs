@@ -1,9 +1,11 @@
 /**
  * A disk whose fsync fails: a FUSE file system that passes every call through to
  * a backing directory, except that fsync answers EIO while a trigger file exists.
- * Run as its own process (plain JavaScript, so node runs it without a build):
+ * With `refuse-direct` it also refuses opens with O_DIRECT (EINVAL), as file systems
+ * without direct I/O do. Run as its own process (plain JavaScript, so node runs it
+ * without a build):
  *
- *   node failing-disk.mjs MOUNTPOINT BACKING_DIR TRIGGER_FILE READY_FILE
+ *   node failing-disk.mjs MOUNTPOINT BACKING_DIR TRIGGER_FILE READY_FILE [refuse-direct]
  *
  * It writes READY_FILE once mounted and unmounts on SIGTERM/SIGINT. Only async
  * fs calls, never sync ones: this process serves the mount and must not block.
@@ -15,7 +17,8 @@ import path from 'node:path';
 // the mount's own conversion of a local stat to fuse-native's shape (built by npm run build)
 import { localStat } from '../../dist/fs/stat.js';
 
-const [mnt, backing, trigger, ready] = process.argv.slice(2);
+const [mnt, backing, trigger, ready, mode] = process.argv.slice(2);
+const refuseDirect = mode === 'refuse-direct';
 const real = (p) => path.join(backing, p);
 const handles = new Map();
 let nextFd = 10;
@@ -56,7 +59,10 @@ const ops = {
       (err) => cb(errno(err)),
     ),
   readdir: (p, cb) => fsp.readdir(real(p)).then((names) => cb(0, names), (err) => cb(errno(err))),
-  open: (p, _flags, cb) => openHandle(p, false).then((fd) => cb(0, fd), (err) => cb(errno(err))),
+  open: (p, flags, cb) => {
+    if (refuseDirect && flags & fsp.constants.O_DIRECT) return cb(Fuse.EINVAL);
+    openHandle(p, false).then((fd) => cb(0, fd), (err) => cb(errno(err)));
+  },
   create: (p, mode, cb) => openHandle(p, true, mode).then((fd) => cb(0, fd), (err) => cb(errno(err))),
   read: (_p, fd, buf, len, pos, cb) => {
     const h = handles.get(fd);

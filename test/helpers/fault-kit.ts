@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -8,6 +9,8 @@ import { KangarooError } from '../../src/errors.js';
 import type { FailureRecord } from '../../src/mover/failure-log.js';
 import type { RelayStatus } from '../../src/relay/status.js';
 import { makeRng, Rng } from './fuzz.js';
+import { run } from './mount-process.js';
+import { waitFor } from './relay-process.js';
 
 /**
  * Shared pieces of the fault-injection suite (test/faults): seeds that can be
@@ -152,4 +155,32 @@ export async function expectDrained(address: string): Promise<RelayStatus> {
   const s = await statusOf(address);
   expect({ pendingOps: s.spool.pendingOps, files: s.files.map((f) => `${f.path}: ${f.blocked?.code ?? 'pending'}`) }).toEqual({ pendingOps: 0, files: [] });
   return s;
+}
+
+const FAILING_DISK = path.resolve(__dirname, 'failing-disk.mjs');
+
+/**
+ * Mounts the failing disk (test/helpers/failing-disk.mjs) at `mnt`, backed by `backing`;
+ * its fsync fails with EIO while `trigger` exists, and with `refuse-direct` it refuses
+ * O_DIRECT opens. Registered before the relays that use it, so its cleanup (kill by
+ * pid, lazy unmount) runs after they are killed, pass or fail.
+ */
+export async function mountFailingDisk(mnt: string, backing: string, trigger: string, ready: string, mode?: 'refuse-direct'): Promise<void> {
+  await fsp.mkdir(backing, { recursive: true });
+  let output = '';
+  const child = spawn(process.execPath, [FAILING_DISK, mnt, backing, trigger, ready, ...(mode ? [mode] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
+  onTestFinished(async () => {
+    await run('fusermount', ['-u', '-z', mnt]);
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`failing disk exited with ${child.exitCode}: ${output}`);
+    return fs.existsSync(ready);
+  }, 20_000, `the failing disk at ${mnt}`);
 }
