@@ -18,6 +18,9 @@ import { dirStat, infoStat, localStat, processIds } from './stat.js';
  * stall every other file.
  */
 
+/** A writer's close stats the file through the mount when it wrote at least this much (see showAttributes). */
+const SHOW_ATTRIBUTES_BYTES = 1024 * 1024;
+
 type Handle =
   | { kind: 'remote'; h: RemoteHandle; target: Target }
   | { kind: 'buffer'; handle: number; role: 'read' | 'write'; name: string }
@@ -76,7 +79,9 @@ export class Operations {
    * dropped the pages, so the second read came from the relay again. A stat through
    * the mount lets libfuse see them now (the time no longer changes at delivery: see
    * RemoteFiles.unstamped). The stat is answered by another FUSE thread while this
-   * close waits; it is bounded, so a busy mount does not hold the close.
+   * close waits; it is bounded, so a busy mount does not hold the close. Files
+   * written with less than SHOW_ATTRIBUTES_BYTES skip it: re-reading those from the
+   * mount's block cache costs less than the stat costs every writer.
    */
   private async showAttributes(p: string): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
@@ -201,7 +206,7 @@ export class Operations {
       flush: (p, fd, cb) =>
         this.run(`close ${p}`, async () => {
           const h = this.handle(fd);
-          if (h?.kind === 'remote' && (await h.h.commit())) await this.showAttributes(p);
+          if (h?.kind === 'remote' && (await h.h.commit()) >= SHOW_ATTRIBUTES_BYTES) await this.showAttributes(p);
         }, (e) => cb(e)),
       fsync: (p, _datasync, fd, cb) =>
         this.run(`fsync ${p}`, async () => {

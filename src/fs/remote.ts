@@ -41,6 +41,8 @@ export class RemoteHandle {
   private length = 0;
   /** Written since the last commit: close must commit. */
   dirty = false;
+  /** Bytes written since the last commit. */
+  private written = 0;
 
   constructor(
     readonly file: RemoteFile,
@@ -94,6 +96,7 @@ export class RemoteHandle {
     await this.sending;
     this.throwSendError();
     this.dirty = true;
+    this.written += data.length;
     this.files.changed(this.file);
     this.files.cache.invalidate(this.key);
     if (owned) {
@@ -163,14 +166,16 @@ export class RemoteHandle {
     this.throwSendError();
   }
 
-  /** close(2): everything written through this handle is safely spooled. False when nothing was written. */
-  async commit(): Promise<boolean> {
+  /** close(2): everything written through this handle is safely spooled. Returns the bytes written since the last commit. */
+  async commit(): Promise<number> {
     await this.sendBuffered();
-    if (!this.dirty) return false;
+    const written = this.written;
+    this.written = 0;
+    if (!this.dirty) return written;
     this.dirty = false;
     await this.files.stampTime(this.file);
     await this.files.link.commit();
-    return true;
+    return written;
   }
 
   /** fsync(2): everything written so far has reached the destination. */
@@ -319,10 +324,18 @@ export class RemoteFiles {
     }
   }
 
-  /** Sets the time of a file changed since its time was last set to now (see unstamped). */
+  /**
+   * Sets the time of a file changed since its time was last set to now (see unstamped).
+   * Only queued: the commit or push that follows sends it in the same round trip and
+   * reports a refusal.
+   */
   async stampTime(file: RemoteFile): Promise<void> {
     if (!this.unstamped.delete(RemoteFiles.key(file))) return;
-    await this.setattr(file, { mtimeMs: Date.now() });
+    // every handle's writes to the file go before it
+    await this.settle(file);
+    const client = await this.link.get();
+    this.link.wrote();
+    await client.setattr(file.host, file.path, { mtimeMs: Date.now() });
   }
 
   mkdir(dir: RemoteFile, mode: number): Promise<void> {
