@@ -2,8 +2,9 @@ import net from 'node:net';
 import { formatHostPort, parseHostPort } from '../address.js';
 import { respond } from '../relay/access.js';
 import { KangarooError } from '../errors.js';
-import { DEFAULT_MAX_FRAME, encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
+import { DEFAULT_MAX_FRAME, Frame } from '../protocol/frame.js';
 import { BulkError, DirEntry, FileInfo, NO_MODE, OrderedOp, PROTOCOL_VERSION, Reply, Request } from '../protocol/messages.js';
+import { FrameTransport, SocketTransport } from './transport.js';
 
 /**
  * A connection to one relay: the four Kangaroo calls plus the metadata operations.
@@ -51,30 +52,33 @@ export class RelayClient {
   serverName = '';
   readonly address: string;
 
+  private readonly closedPromise: Promise<void>;
+
   private constructor(
-    private readonly socket: net.Socket,
+    private readonly transport: FrameTransport,
     address: string,
     private readonly options: Required<ClientOptions>,
   ) {
     this.address = address;
-    const decoder = new FrameDecoder((f) => this.onFrame(f), options.maxFrame);
-    socket.on('data', (chunk) => {
-      try {
-        decoder.push(chunk);
-      } catch (err) {
+    let closed!: () => void;
+    this.closedPromise = new Promise((resolve) => (closed = resolve));
+    transport.listen({
+      frame: (f) => this.onFrame(f),
+      malformed: (err) => {
         this.fail(KangarooError.from(err, `bad reply from relay ${address}`));
-        socket.destroy();
-      }
+        transport.destroy();
+      },
+      // 'drain' comes only after a send returned false; waiters queued above the threshold get it
+      drain: () => this.drainWaiters.splice(0).forEach((w) => w()),
+      close: (err) => {
+        this.fail(err ? KangarooError.from(err, `relay ${address}`) : new KangarooError('CONNECTION_LOST', `connection to relay ${address} closed`));
+        closed();
+      },
     });
-    socket.on('drain', () => this.drainWaiters.splice(0).forEach((w) => w()));
-    // 'drain' fires only after a write returned false; waiters queued above the threshold get it
-    socket.on('error', (err) => this.fail(KangarooError.from(err, `relay ${address}`)));
-    socket.on('close', () => this.fail(new KangarooError('CONNECTION_LOST', `connection to relay ${address} closed`)));
   }
 
-  static async connect(address: string, options: ClientOptions = {}): Promise<RelayClient> {
-    const hp = parseHostPort(address);
-    const opts: Required<ClientOptions> = {
+  static defaults(options: ClientOptions): Required<ClientOptions> {
+    return {
       clientId: '',
       batching: true,
       maxBatchBytes: 1024 * 1024,
@@ -84,6 +88,11 @@ export class RelayClient {
       secret: undefined as unknown as Buffer,
       ...options,
     };
+  }
+
+  static async connect(address: string, options: ClientOptions = {}): Promise<RelayClient> {
+    const hp = parseHostPort(address);
+    const opts = RelayClient.defaults(options);
     const name = formatHostPort(hp);
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s = net.connect({ host: hp.host, port: hp.port });
@@ -102,11 +111,21 @@ export class RelayClient {
       });
     });
     socket.setNoDelay(true);
-    const client = new RelayClient(socket, name, opts);
+    return RelayClient.over(new SocketTransport(socket, opts.maxFrame, name), name, opts);
+  }
+
+  /**
+   * A client on a transport that is already connected (a socket, or a relay in this
+   * process: see in-process-transport.ts); says hello and answers the relay's
+   * challenge as `connect` does.
+   */
+  static async over(transport: FrameTransport, name: string, options: ClientOptions = {}): Promise<RelayClient> {
+    const opts = RelayClient.defaults(options);
+    const client = new RelayClient(transport, name, opts);
     // a peer that accepts the connection and then says nothing must not hold us for ever
     const handshakeTimer = setTimeout(() => {
       client.fail(new KangarooError('TIMEOUT', `relay ${name} accepted the connection but did not answer its hello within ${opts.connectTimeoutMs} ms`));
-      socket.destroy();
+      transport.destroy();
     }, opts.connectTimeoutMs);
     try {
       const hello = await client.request({ type: 'hello', version: PROTOCOL_VERSION, clientId: opts.clientId });
@@ -155,16 +174,10 @@ export class RelayClient {
   /** Writes a frame; resolves when the socket can take more (flow control). */
   private async send(id: number, msg: Request): Promise<void> {
     if (this.closedError) throw this.closedError;
-    const chunks = encodeFrame(id, msg);
-    const released = this.releasesOf(msg);
-    let ok = true;
-    this.socket.cork();
-    // the last chunk's callback comes once every chunk is with the kernel (or the socket is gone)
-    chunks.forEach((c, i) => (ok = this.socket.write(c, i === chunks.length - 1 ? released : undefined)));
-    this.socket.uncork();
+    const ok = this.transport.send(id, msg, this.releasesOf(msg));
     // Wait only once several frames are queued: a writer keeps the socket busy while the
     // relay reads, yet a relay that stops reading (full spool) still stops the writer.
-    if (!ok && this.socket.writableLength > this.options.maxBufferedBytes) await new Promise<void>((r) => this.drainWaiters.push(r));
+    if (!ok && this.transport.queuedBytes > this.options.maxBufferedBytes) await new Promise<void>((r) => this.drainWaiters.push(r));
     if (this.closedError) throw this.closedError;
   }
 
@@ -402,24 +415,19 @@ export class RelayClient {
 
   /** Bytes handed to the socket but not yet sent: what flow control is holding back. */
   get bufferedBytes(): number {
-    return this.socket.writableLength;
+    return this.transport.queuedBytes;
   }
 
   async close(): Promise<void> {
     if (this.batch.length > 0) await this.sendBatch().catch(() => undefined);
     if (this.closedError) return;
-    await new Promise<void>((resolve) => {
-      this.socket.once('close', () => resolve());
-      this.socket.end();
-      setTimeout(() => {
-        this.socket.destroy();
-        resolve();
-      }, 2000).unref();
-    });
+    this.transport.end();
+    await Promise.race([this.closedPromise, new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
+    this.transport.destroy();
   }
 
   destroy(): void {
-    this.socket.destroy();
+    this.transport.destroy();
     this.fail(new KangarooError('CLOSED', 'client closed'));
   }
 }

@@ -43,7 +43,7 @@ export interface UnmountResult {
 
 /**
  * One mounted directory: the FUSE session, its operations, its relay link and,
- * when no relay was running, the relay embedded in this process (on its own thread).
+ * when no relay was running, the relay embedded in this process.
  *
  * Unmounting commits every write first; with push it also waits for delivery.
  * An embedded relay never takes undelivered data down with it: without push, a
@@ -81,7 +81,8 @@ export class KangarooMount {
     }
     await fsp.mkdir(o.backing, { recursive: true });
     const gns = new NameService(o.gnsFile, o.log);
-    this.link = new RelayLink(this.relayAddress, o.log, o.secret);
+    const embedded = this.embedded;
+    this.link = embedded ? new RelayLink(this.relayAddress, o.log, o.secret, () => embedded.connect()) : new RelayLink(this.relayAddress, o.log, o.secret);
     this.remote = new RemoteFiles(this.link, new BlockCache(o.cacheBytes));
     const perFile = perFileDirectIo();
     if (!perFile) o.log.warn('fuse-native was not rebuilt with per-file direct I/O (see scripts/build-native.cjs): the whole mount uses direct I/O, so pipe mode works but MAP_SHARED mmap does not');

@@ -15,10 +15,12 @@ export class RelayLink {
   /** Ordered ops sent since the last commit: only these can be lost with a connection. */
   private uncommitted = false;
 
+  /** `connect` opens a connection (by default over TCP to `address`). */
   constructor(
     readonly address: string,
     private readonly log: Logger,
-    private readonly secret?: Buffer,
+    secret?: Buffer,
+    private readonly connect: () => Promise<RelayClient> = () => RelayClient.connect(address, { secret }),
   ) {}
 
   async get(): Promise<RelayClient> {
@@ -31,7 +33,7 @@ export class RelayLink {
       }
       this.client = undefined;
     }
-    const p = RelayClient.connect(this.address, { secret: this.secret });
+    const p = this.connect();
     this.client = p;
     p.catch(() => {
       if (this.client === p) this.client = undefined;

@@ -41,8 +41,12 @@ export type OrderedOp =
    * dataCrc (never on the wire): the CRC-32 of data as this process computed it,
    * when it did (the frame decoder does for large puts). Comparing it with sum checks
    * the data without another pass, and encoders reuse it for frame and record CRCs.
+   *
+   * recycle (never on the wire): the data's buffer is pooled; whoever takes the data
+   * over calls it once nothing refers to the data any more. Not calling it is always
+   * safe (the buffer is then simply collected); calling it early is not.
    */
-  | (Target & { type: 'put'; offset: number; sum?: number; data: Buffer; dataCrc?: number })
+  | (Target & { type: 'put'; offset: number; sum?: number; data: Buffer; dataCrc?: number; recycle?: () => void })
   | (Target & { type: 'truncate'; size: number })
   | (Target & { type: 'mkdir'; mode: number })
   | (Target & { type: 'unlink' })

@@ -1,6 +1,6 @@
-import net from 'node:net';
+import type { FrameTransport } from '../client/transport.js';
 import { KangarooError } from '../errors.js';
-import { encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
+import { Frame } from '../protocol/frame.js';
 import { BulkError, isOrderedOp, Message, OrderedOp, PROTOCOL_VERSION, Reply } from '../protocol/messages.js';
 import { BufferSession } from './buffer-session.js';
 import type { Relay } from './relay.js';
@@ -10,7 +10,7 @@ import type { Relay } from './relay.js';
  * order for everything that changes state (ordered ops, commit, push), so a
  * commit covers every op before it and a get sees every put before it; answers
  * that take time (get, push, a commit's fsync) complete in the background while
- * later frames are taken. Reading from the socket pauses while the spool is full
+ * later frames are taken. Taking frames from the peer pauses while the spool is full
  * or too much is queued: that is how a writer is slowed instead of refused.
  *
  * After an ordered op fails, every later ordered op on this connection is
@@ -25,7 +25,6 @@ export class Connection {
   private queuedBytes = 0;
   private processing = false;
   private poisoned: KangarooError | undefined;
-  private decoder: FrameDecoder;
   private closed = false;
   private greeted = false;
   /** Set when the relay needs a secret: the challenge sent, until the client answers it. */
@@ -40,29 +39,25 @@ export class Connection {
   private roomWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly transport: FrameTransport,
     private readonly relay: Relay,
   ) {
-    this.remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.remote = transport.remote;
     this.buffers = new BufferSession(relay, this);
-    this.decoder = new FrameDecoder((f) => this.enqueue(f), relay.maxFrame);
-    socket.on('data', (chunk) => {
-      try {
-        this.decoder.push(chunk);
-      } catch (err) {
-        const e = KangarooError.from(err);
+    transport.listen({
+      frame: (f) => this.enqueue(f),
+      malformed: (e) => {
         relay.log.warn(`closing connection from ${this.remote}: ${e.code}: ${e.message}`);
         this.sendNow(0, { type: 'error', code: e.code, message: e.message });
         this.close();
-      }
+      },
+      drain: () => this.wakeRoom(),
+      close: () => this.close(),
     });
-    socket.on('error', () => this.close());
-    socket.on('close', () => this.close());
-    socket.on('drain', () => this.wakeRoom());
   }
 
   private maybeResume(): void {
-    if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.pendingBufWriteBytes <= MAX_QUEUED_BYTES / 2 && this.socket.isPaused()) this.socket.resume();
+    if (this.queuedBytes <= MAX_QUEUED_BYTES / 2 && this.pendingBufWriteBytes <= MAX_QUEUED_BYTES / 2 && this.transport.paused) this.transport.resume();
   }
 
   private wakeRoom(): void {
@@ -73,7 +68,7 @@ export class Connection {
 
   /** Waits while replies owed to this peer (queued or being made) exceed the limit. */
   private async replyRoom(): Promise<void> {
-    while (!this.closed && this.reservedReplyBytes + this.socket.writableLength > MAX_QUEUED_BYTES) {
+    while (!this.closed && this.reservedReplyBytes + this.transport.queuedBytes > MAX_QUEUED_BYTES) {
       await new Promise<void>((r) => this.roomWaiters.push(r));
     }
   }
@@ -84,12 +79,12 @@ export class Connection {
     for (const op of ops) {
       if (op.type !== 'put') continue;
       bytes += op.data.length;
-      // a small slice would pin a whole socket chunk in the spool's memory tier
-      if (op.data.buffer.byteLength > op.data.length * 2) op.data = Buffer.from(op.data);
+      // a small slice would pin a whole socket chunk in the spool's memory tier (pooled data goes back to its pool)
+      if (!op.recycle && op.data.buffer.byteLength > op.data.length * 2) op.data = Buffer.from(op.data);
     }
     this.queue.push({ frame, bytes });
     this.queuedBytes += bytes;
-    if (this.queuedBytes > MAX_QUEUED_BYTES || this.pendingBufWriteBytes > MAX_QUEUED_BYTES) this.socket.pause();
+    if (this.queuedBytes > MAX_QUEUED_BYTES || this.pendingBufWriteBytes > MAX_QUEUED_BYTES) this.transport.pause();
     if (!this.processing) void this.process();
   }
 
@@ -217,7 +212,7 @@ export class Connection {
       case 'bufWrite': {
         const bytes = msg.data.length;
         this.pendingBufWriteBytes += bytes;
-        if (this.pendingBufWriteBytes > MAX_QUEUED_BYTES) this.socket.pause();
+        if (this.pendingBufWriteBytes > MAX_QUEUED_BYTES) this.transport.pause();
         const pending = this.buffers.write(msg.handle, msg.offset, msg.data);
         this.background(id, async () => {
           try {
@@ -301,11 +296,9 @@ export class Connection {
   }
 
   private sendNow(id: number, msg: Message): void {
-    if (this.socket.destroyed) return;
+    if (this.transport.destroyed) return;
     try {
-      this.socket.cork();
-      for (const c of encodeFrame(id, msg)) this.socket.write(c);
-      this.socket.uncork();
+      this.transport.send(id, msg);
     } catch (err) {
       this.relay.log.warn(`cannot reply to ${this.remote}: ${(err as Error).message}`);
     }
@@ -322,8 +315,8 @@ export class Connection {
     }
     this.buffers.end();
     this.wakeRoom();
-    this.socket.end();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    this.transport.end();
+    setTimeout(() => this.transport.destroy(), 1000).unref();
     this.relay.forget(this);
   }
 }

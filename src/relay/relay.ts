@@ -17,6 +17,8 @@ import { DirEntry, FileInfo, OrderedOp, putIntact, Request } from '../protocol/m
 import { DEFAULT_MAX_SPOOL_BYTES, Spool } from '../spool/spool.js';
 import { createLogger, Logger } from '../util/log.js';
 import { AccessPolicy } from './access.js';
+import { inProcessPair } from '../client/in-process-transport.js';
+import { FrameTransport, SocketTransport } from '../client/transport.js';
 import { Connection } from './connection.js';
 import { ExportRoot } from './export.js';
 import { Forwarder } from './forwarder.js';
@@ -208,7 +210,7 @@ export class Relay {
       return;
     }
     socket.setNoDelay(true);
-    const conn = new Connection(socket, this);
+    const conn = new Connection(new SocketTransport(socket, this.maxFrame), this);
     if (!this.access.addressAllowed(socket.remoteAddress)) {
       conn.refuse(0, `address ${socket.remoteAddress} is not in the allowed ranges (--allow)`);
       return;
@@ -219,6 +221,17 @@ export class Relay {
       return;
     }
     this.connections.add(conn);
+  }
+
+  /**
+   * A connection from this process, without a socket: the relay a mount embeds is
+   * reached this way (see in-process-transport.ts). Returns the client's end.
+   */
+  connectInProcess(clientName: string): FrameTransport {
+    if (this.closing) throw new KangarooError('CLOSED', 'relay is shutting down');
+    const [client, relay] = inProcessPair(clientName, this.address);
+    this.connections.add(new Connection(relay, this));
+    return client;
   }
 
   /** A client id names one ordered stream: a newer connection with it replaces an older one. */

@@ -49,6 +49,8 @@ interface PendingWrite {
   segment: number;
   chunks: Buffer[];
   bytes: number;
+  /** Called once the chunks are no longer needed (written, or never to be). */
+  done?: (() => void)[];
 }
 
 export class Journal {
@@ -142,13 +144,15 @@ export class Journal {
   /**
    * Queues a record for writing; its location is known at once. Rotates to a new
    * segment first when the current one is full. `payloadCrc`, the CRC-32 of the
-   * payload when the caller knows it, spares a pass over it.
+   * payload when the caller knows it, spares a pass over it. `done` is called once
+   * the journal holds no reference to the payload any more, so its buffers can be
+   * reused (after the write, failed or not).
    */
-  append(kind: number, payload: Buffer[], payloadCrc?: number): RecordLocation {
+  append(kind: number, payload: Buffer[], payloadCrc?: number, done?: () => void): RecordLocation {
     if (this.closed) throw new KangarooError('CLOSED', 'journal is closed');
     if (this.writeError) throw this.writeError;
     if ((this.sizes.get(this.current) ?? 0) >= this.segmentBytes) this.rotate();
-    return this.appendTo(this.current, kind, payload, payloadCrc);
+    return this.appendTo(this.current, kind, payload, payloadCrc, done);
   }
 
   /** Bytes in the segment currently appended to. */
@@ -165,7 +169,7 @@ export class Journal {
     for (const r of this.onNewSegment(next)) this.appendTo(next, r.kind, r.payload);
   }
 
-  private appendTo(segment: number, kind: number, payload: Buffer[], payloadCrc?: number): RecordLocation {
+  private appendTo(segment: number, kind: number, payload: Buffer[], payloadCrc?: number, done?: () => void): RecordLocation {
     let length = 1;
     for (const p of payload) length += p.length;
     const header = Buffer.allocUnsafe(RECORD_HEADER_BYTES);
@@ -182,8 +186,9 @@ export class Journal {
     if (last && last.segment === segment && last.chunks.length < 512) {
       last.chunks.push(header, ...payload);
       last.bytes += bytes;
+      if (done) (last.done ??= []).push(done);
     } else {
-      this.queue.push({ segment, chunks: [header, ...payload], bytes });
+      this.queue.push({ segment, chunks: [header, ...payload], bytes, done: done && [done] });
     }
     this.unwrittenBytes += bytes;
     this.dirty.add(segment);
@@ -215,9 +220,13 @@ export class Journal {
         }
       } catch (err) {
         this.writeError = KangarooError.from(err, 'spool write failed');
-        for (const dropped of this.queue) this.unwrittenBytes -= dropped.bytes;
+        for (const dropped of this.queue) {
+          this.unwrittenBytes -= dropped.bytes;
+          dropped.done?.forEach((f) => f());
+        }
         this.queue = [];
       }
+      w.done?.forEach((f) => f());
       this.unwrittenBytes -= w.bytes;
       this.writtenEnd.set(w.segment, (this.writtenEnd.get(w.segment) ?? 0) + w.bytes);
       this.wakeReaders();

@@ -183,15 +183,17 @@ export class Spool extends EventEmitter {
     }
     const localSeq = this.nextSeq++;
     const enc = encodeOpRecord(localSeq, origin, op);
-    const loc = this.journal.append(RecordKind.OP, enc.payload, enc.crc);
+    // pooled data goes back to its pool once written, so it cannot stay in the memory tier
+    const recycle = op.type === 'put' ? op.recycle : undefined;
+    const loc = this.journal.append(RecordKind.OP, enc.payload, enc.crc, recycle);
     const dataLength = op.type === 'put' ? op.data.length : 0;
     let keep: Buffer | undefined;
-    if (op.type === 'put' && this.memoryUsed + dataLength <= this.options.memoryBytes) {
+    if (op.type === 'put' && !recycle && this.memoryUsed + dataLength <= this.options.memoryBytes) {
       keep = op.data;
       this.memoryUsed += dataLength;
     }
     // the data lives in the journal (and maybe `keep`); a dataCrc would describe data no longer here
-    const stored = op.type === 'put' ? { ...op, data: Buffer.alloc(0), dataCrc: undefined } : op;
+    const stored = op.type === 'put' ? { ...op, data: Buffer.alloc(0), dataCrc: undefined, recycle: undefined } : op;
     const sop = this.index(localSeq, origin, stored, loc, enc.dataOffset, dataLength, keep);
     if (keep && op.type === 'put') sop.dataCrc = op.dataCrc;
     this.peakBytes = Math.max(this.peakBytes, this.journal.bytes);

@@ -2,12 +2,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
+import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
 import { closedPort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
- * A new user's mount: no relay is running, so the mount starts one of its own (on a
- * thread of its own). Unmounting never strands what that relay holds: with --push it
+ * A new user's mount: no relay is running, so the mount starts one of its own, in its
+ * own process, and reaches it without a socket. Unmounting never strands what that relay holds: with --push it
  * waits for delivery; without, a background relay takes over the spool, and the
  * message says which happened and where.
  */
@@ -52,5 +52,29 @@ describe('a mount with no relay running', () => {
     await dest.restart();
     const delivered = path.join(dest.exportDir!, 'embedded/later/two.bin');
     await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === two.length && fs.readFileSync(delivered).equals(two), 60_000, 'two.bin delivered by the background relay');
+  });
+
+  it('what a program closed survives a SIGKILL of the mount and its relay; a relay started on that spool delivers it whole', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    await dest.kill(); // everything waits in the embedded relay's spool
+    const mount = await startMount(dir, 'm', { relay: `127.0.0.1:${await closedPort()}` });
+    expect(mount.log()).toMatch(/started an embedded relay/);
+    const data = crypto.randomBytes(24 * 1024 * 1024 + 7);
+    fs.writeFileSync(path.join(dir, 'in.bin'), data);
+    const target = path.join(mount.mountpoint, 'kangaroo', dest.address, 'k');
+    // 1 MiB writes: the blocks go through the pooled copies into the spool
+    const w = await sh(`mkdir -p "${target}" && dd if="${dir}/in.bin" of="${target}/out.bin" bs=1M 2>&1`, { timeoutMs: 60_000 });
+    expect(w.code, w.stdout + mount.log()).toBe(0);
+
+    mount.child.kill('SIGKILL');
+    await mount.exited;
+    await run('fusermount', ['-u', '-z', mount.mountpoint]);
+    fs.renameSync(path.join(mount.stateDir, 'kangaroo', 'spool'), path.join(dir, 'after-spool'));
+    await dest.restart();
+    await startRelay(dir, 'after');
+    const delivered = path.join(dest.exportDir!, 'k/out.bin');
+    await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'out.bin delivered from the spool');
+    expect(fs.readFileSync(delivered).equals(data)).toBe(true);
   });
 });
