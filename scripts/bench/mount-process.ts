@@ -23,18 +23,23 @@ function isMounted(mountpoint: string): boolean {
   return fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mountpoint);
 }
 
-function runQuiet(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
-  return new Promise((resolve) => execFile(cmd, args, { env, timeout: timeoutMs }, () => resolve()));
+function runQuiet(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => execFile(cmd, args, { env, timeout: timeoutMs }, (_err, stdout, stderr) => resolve(`${stdout}${stderr}`)));
 }
 
-export async function startMount(cli: string, res: Resources, name: string, relay: string, gns: string): Promise<MountHandle> {
+/**
+ * With no relay at `relay` the mount embeds one (`extra` may carry its --bwlimit). An
+ * embedded relay that still holds data at unmount hands it to a background relay; the
+ * benchmark started that one, so it ends it too.
+ */
+export async function startMount(cli: string, res: Resources, name: string, relay: string, gns: string, extra: string[] = []): Promise<MountHandle> {
   const dir = await res.tempDir();
   const mountpoint = path.join(dir, 'mnt');
   const ready = path.join(dir, 'ready');
   await fsp.mkdir(mountpoint);
   // the control socket lives in the state directory: one of its own per mount
   const env = { ...process.env, XDG_STATE_HOME: path.join(dir, 'state') };
-  const args = [cli, 'mount', mountpoint, '--relay', relay, '--gns', gns, '--ready-file', ready, '--log-level', 'warn'];
+  const args = [cli, 'mount', mountpoint, '--relay', relay, '--gns', gns, '--ready-file', ready, '--log-level', 'warn', ...extra];
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (d: Buffer) => {
@@ -46,7 +51,17 @@ export async function startMount(cli: string, res: Resources, name: string, rela
   res.defer({
     name: `unmount ${name}`,
     run: async () => {
-      if (child.exitCode === null && child.signalCode === null) await runQuiet(process.execPath, [cli, 'umount', mountpoint], env, 20_000);
+      if (child.exitCode === null && child.signalCode === null) {
+        const said = await runQuiet(process.execPath, [cli, 'umount', mountpoint], env, 20_000);
+        const background = /a background relay \(pid (\d+)\)/.exec(said);
+        if (background) {
+          try {
+            process.kill(Number(background[1]), 'SIGTERM');
+          } catch {
+            // already gone
+          }
+        }
+      }
       if (isMounted(mountpoint)) await runQuiet('fusermount', ['-u', '-z', mountpoint], env, 10_000);
     },
     runSync: () => {

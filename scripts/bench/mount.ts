@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { RelayClient } from '../../src/client/client.js';
+import { freePort } from './ports.js';
 import { startRelay } from './relay-process.js';
 import { Resources } from './resources.js';
 import { mbps, MiB, now } from './stats.js';
@@ -15,6 +16,8 @@ import { mbps, MiB, now } from './stats.js';
  *   on the mount commits to the first hop's spool), and against a null FUSE file
  *   system (the ceiling of any fuse-native file system here), and against the same
  *   dd through a mount with --no-write-behind (what answering writes in the binding gains);
+ * - the same dd through a mount with no relay running, which embeds its own (throttled
+ *   alike with --bwlimit): the first hop in the mount's process, reached without a socket;
  * - re-reading a file that is in the cache, against reading a local file from the
  *   disk (O_DIRECT) and from the page cache.
  */
@@ -25,6 +28,8 @@ export interface MountRun {
   mountWriteMbps: number;
   /** The same dd through a mount started with --no-write-behind (every write answered from JavaScript). */
   mountNoWriteBehindMbps: number;
+  /** The same dd through a mount with its embedded relay. */
+  mountEmbeddedWriteMbps: number;
   localDiskReadMbps: number;
   localCachedReadMbps: number;
   mountFirstReadMbps: number;
@@ -84,10 +89,10 @@ export async function mountFigures(cli: string, res: Resources, mib: number, bwl
   const dest = await startRelay(cli, res, 'destination', { export: true });
   const hop = await startRelay(cli, res, 'first hop', { bwlimit, maxSpoolBytes: 3 * mib * MiB + 64 * MiB });
   const env = { ...process.env, XDG_STATE_HOME: path.join(dir, 'state') };
-  const startMount = async (name: string, extra: string[]) => {
+  const startMount = async (name: string, extra: string[], relay = hop.address) => {
     const mnt = path.join(dir, name);
     const ready = path.join(dir, `${name}-ready`);
-    const child = spawn(process.execPath, [cli, 'mount', mnt, '--relay', hop.address, '--ready-file', ready, '--log-level', 'warn', ...extra], { env, stdio: 'ignore' });
+    const child = spawn(process.execPath, [cli, 'mount', mnt, '--relay', relay, '--ready-file', ready, '--log-level', 'warn', ...extra], { env, stdio: 'ignore' });
     res.track({ name, child, output: () => '' });
     await waitFile(ready, name, child);
     return mnt;
@@ -103,6 +108,21 @@ export async function mountFigures(cli: string, res: Resources, mib: number, bwl
     await run(process.execPath, [cli, 'umount', offMnt], env);
   } finally {
     await detach(offMnt);
+  }
+
+  // a mount with no relay at its address embeds one; its spool is its own (the state directory)
+  const embeddedMnt = await startMount('mnt-embedded', ['--bwlimit', bwlimit], `127.0.0.1:${await freePort()}`);
+  let embeddedMs: number;
+  try {
+    const remote = path.join(embeddedMnt, 'kangaroo', dest.address, 'bench');
+    await run('mkdir', ['-p', remote]);
+    embeddedMs = (await dd(['if=/dev/zero', `of=${path.join(remote, 'dd-embedded.bin')}`, 'bs=1M', `count=${mib}`])).ms;
+    // still on its way: the mount hands its spool to a background relay, which this run ends
+    const said = await run(process.execPath, [cli, 'umount', embeddedMnt], env);
+    const background = /a background relay \(pid (\d+)\)/.exec(said.stderr);
+    if (background) process.kill(Number(background[1]), 'SIGTERM');
+  } finally {
+    await detach(embeddedMnt);
   }
 
   const mnt = await startMount('mnt', []);
@@ -127,6 +147,7 @@ export async function mountFigures(cli: string, res: Resources, mib: number, bwl
       nullFuseWriteMbps: mbps(mib * MiB, nullMs),
       mountWriteMbps: mbps(mib * MiB, mw.ms),
       mountNoWriteBehindMbps: mbps(mib * MiB, offMs),
+      mountEmbeddedWriteMbps: mbps(mib * MiB, embeddedMs),
       localDiskReadMbps: mbps(mib * MiB, dr.ms),
       localCachedReadMbps: mbps(mib * MiB, cr.ms),
       mountFirstReadMbps: mbps(small * MiB, first.ms),

@@ -101,7 +101,7 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     if (config.mount) {
       raw.mount.push(
         await step('mount: dd through it, re-read', 180_000 + config.mountMib * 200, (res) => mountFigures(cli, res, config.mountMib, config.bwlimit), (v) =>
-          `dd ${mb(v.mountWriteMbps)} (local ${mb(v.localWriteMbps)}, null FUSE ${mb(v.nullFuseWriteMbps)}, no write-behind ${mb(v.mountNoWriteBehindMbps)}); re-read ${mb(v.mountRereadMbps)}`,
+          `dd ${mb(v.mountWriteMbps)}, embedded relay ${mb(v.mountEmbeddedWriteMbps)} (local ${mb(v.localWriteMbps)}, null FUSE ${mb(v.nullFuseWriteMbps)}, no write-behind ${mb(v.mountNoWriteBehindMbps)}); re-read ${mb(v.mountRereadMbps)}`,
         ),
       );
     }
@@ -184,7 +184,9 @@ function mountSummary(runs: MountRun[]): NonNullable<BenchResults['mount']> {
     localWriteMbps: series('MB/s', pick((r) => r.localWriteMbps)),
     nullFuseWriteMbps: series('MB/s', pick((r) => r.nullFuseWriteMbps)),
     noWriteBehindMbps: series('MB/s', pick((r) => r.mountNoWriteBehindMbps)),
+    embeddedWriteMbps: series('MB/s', pick((r) => r.mountEmbeddedWriteMbps)),
     writeVsDisk: ratio('dd through the mount, first hop throttled', 'dd to local disk with conv=fsync', pick((r) => r.mountWriteMbps), pick((r) => r.localWriteMbps), 0.6),
+    embeddedWriteVsDisk: ratio('dd through a mount with its embedded relay, throttled', 'dd to local disk with conv=fsync', pick((r) => r.mountEmbeddedWriteMbps), pick((r) => r.localWriteMbps), 0.6),
     writeVsNullFuse: ratio('dd through the mount', 'dd into a null FUSE file system', pick((r) => r.mountWriteMbps), pick((r) => r.nullFuseWriteMbps), null),
     writeBehindVsNot: ratio('dd through the mount', 'dd through a mount with --no-write-behind', pick((r) => r.mountWriteMbps), pick((r) => r.mountNoWriteBehindMbps), null),
     rereadVsDisk: ratio('re-reading a cached file through the mount', 'reading a local file from disk (O_DIRECT)', pick((r) => r.mountRereadMbps), pick((r) => r.localDiskReadMbps), 0.8),

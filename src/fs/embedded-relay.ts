@@ -14,6 +14,8 @@ export interface EmbeddedRelayOptions {
   /** Wanted listen address; any free port when that one is taken. */
   listen: string;
   spoolDir: string;
+  /** Bytes per second it sends on. */
+  bwlimit?: number;
   secret?: Buffer;
   log: Logger;
 }
@@ -25,13 +27,13 @@ export class EmbeddedRelay {
   ) {}
 
   static async start(options: EmbeddedRelayOptions): Promise<EmbeddedRelay> {
-    const { spoolDir, log, secret } = options;
+    const { spoolDir, bwlimit, log, secret } = options;
     let relay: Relay;
     try {
-      relay = await Relay.start({ listen: options.listen, spoolDir, log, secret });
+      relay = await Relay.start({ listen: options.listen, spoolDir, bwlimit, log, secret });
     } catch {
       // the address is taken by something that is not a relay: any free port will do
-      relay = await Relay.start({ listen: '127.0.0.1:0', spoolDir, log, secret });
+      relay = await Relay.start({ listen: '127.0.0.1:0', spoolDir, bwlimit, log, secret });
     }
     return new EmbeddedRelay(relay, secret);
   }

@@ -26,6 +26,8 @@ export interface MountOptions {
   backing: string;
   /** Spool of the embedded relay, used when no relay answers at `relay`. */
   embeddedSpool: string;
+  /** Bytes per second the embedded relay sends on (a relay already running keeps its own). */
+  embeddedBwlimit?: number;
   cacheBytes?: number;
   secret?: Buffer;
   /**
@@ -72,10 +74,11 @@ export class KangarooMount {
     try {
       const probe = await RelayClient.connect(o.relay, { connectTimeoutMs: 2000, secret: o.secret });
       await probe.close();
+      if (o.embeddedBwlimit !== undefined) o.log.warn(`--bwlimit is for the relay a mount embeds: relay ${o.relay} keeps its own limit`);
     } catch (err) {
       const e = KangarooError.from(err);
       if (!e.transient) throw e;
-      this.embedded = await EmbeddedRelay.start({ listen: o.relay, spoolDir: o.embeddedSpool, log: o.log, secret: o.secret });
+      this.embedded = await EmbeddedRelay.start({ listen: o.relay, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, log: o.log, secret: o.secret });
       this.relayAddress = this.embedded.address;
       o.log.info(`no relay at ${o.relay} (${e.code}); started an embedded relay on ${this.relayAddress}, spool ${o.embeddedSpool}`);
     }

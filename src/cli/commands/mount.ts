@@ -30,6 +30,7 @@ export function register(y: Argv): Argv {
             describe: 'unmount (committing everything) when standard input closes: the mount ends with the process that started it (kangaroo run)',
           })
           .option('cache', { type: 'string', default: '256MiB', describe: 'read cache size' })
+          .option('bwlimit', { type: 'string', describe: 'cap the bytes per second the embedded relay sends on (e.g. 10MB); a relay already running keeps its own' })
           .option('write-behind', {
             type: 'boolean',
             default: true,
@@ -39,7 +40,7 @@ export function register(y: Argv): Argv {
           .example('$0 mount /mnt/k', 'then: cp data.bin /mnt/k/kangaroo/archive.example/run7/'),
       async (argv) => {
         const log = createLogger('mount', argv['log-level'] as LogLevel);
-        // the mount's embedded relay (a thread of this process) receives 1 MiB frames too
+        // the mount's embedded relay (in this process) takes 1 MiB puts too
         log.debug(tuneMalloc());
         const state = defaultStateDir();
         const mountpoint = path.resolve(argv.mountpoint);
@@ -52,6 +53,7 @@ export function register(y: Argv): Argv {
           gnsFile: argv.gns ? path.resolve(argv.gns) : undefined,
           backing: path.resolve(argv.backing ?? path.join(state, 'backing', key)),
           embeddedSpool: defaultSpoolDir(),
+          embeddedBwlimit: argv.bwlimit ? parseBytes(argv.bwlimit) : undefined,
           cacheBytes: parseBytes(argv.cache),
           secret: secretFrom(argv['secret-file'] as string | undefined),
           writeBehind: argv['write-behind'],
