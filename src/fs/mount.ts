@@ -136,12 +136,20 @@ export class KangarooMount {
   private async doUnmount(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
     const log = this.options.log;
     let problem: string | undefined;
-    await new Promise<void>((resolve) =>
+    await new Promise<void>((resolve) => {
+      // fuse-native reports the unmount from the exit of the `fusermount -uz` it runs; once, under
+      // load, that exit was never reported (the shell left as a zombie) and the unmount waited for
+      // ever. The detach is lazy, so committing can go on without the report.
+      const timer = setTimeout(() => {
+        log.warn(`unmount of ${this.mountpoint}: no word from fusermount within ${UNMOUNT_REPORT_MS / 1000} s; committing anyway`);
+        resolve();
+      }, UNMOUNT_REPORT_MS);
       this.fuse.unmount((err) => {
+        clearTimeout(timer);
         if (err) log.warn(`unmount of ${this.mountpoint}: ${err.message}`);
         resolve();
-      }),
-    );
+      });
+    });
     await this.ops.closeLocalHandles();
     this.takeWritesBehind();
     try {
@@ -225,6 +233,9 @@ export class KangarooMount {
     }
   }
 }
+
+/** How long an unmount waits for fuse-native to report fusermount's exit. */
+const UNMOUNT_REPORT_MS = 10_000;
 
 /** Bit 30 of a handle number asks the patched binding for direct I/O (native/fuse-native-patches.cjs). */
 const DIRECT_IO_BIT = 0x40000000;
