@@ -28,10 +28,20 @@ function runQuiet(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs
 }
 
 /**
- * With no relay at `relay` the mount embeds one (`extra` may carry its --bwlimit). An
- * embedded relay that still holds data at unmount hands it to a background relay; the
- * benchmark started that one, so it ends it too.
+ * Ends the background relay an unmount reported starting (an embedded relay still
+ * holding data hands its spool to one): the benchmark caused it, so it ends it.
  */
+export function endBackgroundRelay(umountOutput: string): void {
+  const background = /a background relay \(pid (\d+)\)/.exec(umountOutput);
+  if (!background) return;
+  try {
+    process.kill(Number(background[1]), 'SIGTERM');
+  } catch {
+    // already gone
+  }
+}
+
+/** With no relay at `relay` the mount embeds one (`extra` may carry its --bwlimit). */
 export async function startMount(cli: string, res: Resources, name: string, relay: string, gns: string, extra: string[] = []): Promise<MountHandle> {
   const dir = await res.tempDir();
   const mountpoint = path.join(dir, 'mnt');
@@ -51,17 +61,7 @@ export async function startMount(cli: string, res: Resources, name: string, rela
   res.defer({
     name: `unmount ${name}`,
     run: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        const said = await runQuiet(process.execPath, [cli, 'umount', mountpoint], env, 20_000);
-        const background = /a background relay \(pid (\d+)\)/.exec(said);
-        if (background) {
-          try {
-            process.kill(Number(background[1]), 'SIGTERM');
-          } catch {
-            // already gone
-          }
-        }
-      }
+      if (child.exitCode === null && child.signalCode === null) endBackgroundRelay(await runQuiet(process.execPath, [cli, 'umount', mountpoint], env, 20_000));
       if (isMounted(mountpoint)) await runQuiet('fusermount', ['-u', '-z', mountpoint], env, 10_000);
     },
     runSync: () => {

@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { RelayClient } from '../../src/client/client.js';
+import { endBackgroundRelay } from './mount-process.js';
 import { freePort } from './ports.js';
 import { startRelay } from './relay-process.js';
 import { Resources } from './resources.js';
@@ -118,9 +119,7 @@ export async function mountFigures(cli: string, res: Resources, mib: number, bwl
     await run('mkdir', ['-p', remote]);
     embeddedMs = (await dd(['if=/dev/zero', `of=${path.join(remote, 'dd-embedded.bin')}`, 'bs=1M', `count=${mib}`])).ms;
     // still on its way: the mount hands its spool to a background relay, which this run ends
-    const said = await run(process.execPath, [cli, 'umount', embeddedMnt], env);
-    const background = /a background relay \(pid (\d+)\)/.exec(said.stderr);
-    if (background) process.kill(Number(background[1]), 'SIGTERM');
+    endBackgroundRelay((await run(process.execPath, [cli, 'umount', embeddedMnt], env)).stderr);
   } finally {
     await detach(embeddedMnt);
   }

@@ -32,7 +32,6 @@ const HIGH_WATER = 1024 * 1024;
 const FRAME_OVERHEAD = 256;
 
 class InProcessEnd implements FrameTransport {
-  readonly remoteAddress = undefined;
   peer!: InProcessEnd;
   private events: TransportEvents | undefined;
   /** Frames the peer sent to this end, not yet handed to `events.frame`. */
@@ -85,7 +84,7 @@ class InProcessEnd implements FrameTransport {
 
   end(): void {
     this.ending = true;
-    if (this.peer.inboxBytes === 0 && this.peer.inbox.length === 0) this.closeBoth();
+    if (this.peer.inbox.length === 0) this.closeBoth();
   }
 
   destroy(): void {
@@ -178,22 +177,19 @@ const pool: Buffer[] = [];
  */
 function entering(op: PutOp): PutOp {
   const n = op.data.length;
-  if (n < POOLED_MIN || n > POOLED_BYTES) {
-    const data = Buffer.from(op.data);
-    const crc = crc32(data);
-    return { ...op, data, sum: op.sum ?? crc, dataCrc: crc, recycle: undefined };
+  const pooled = n >= POOLED_MIN && n <= POOLED_BYTES ? (pool.pop() ?? Buffer.allocUnsafeSlow(POOLED_BYTES)) : undefined;
+  let data: Buffer;
+  if (pooled) {
+    op.data.copy(pooled);
+    data = pooled.subarray(0, n);
+  } else {
+    data = Buffer.from(op.data);
   }
-  const buffer = pool.pop() ?? Buffer.allocUnsafeSlow(POOLED_BYTES);
-  op.data.copy(buffer);
-  const data = buffer.subarray(0, n);
   const crc = crc32(data);
-  return {
-    ...op,
-    data,
-    sum: op.sum ?? crc,
-    dataCrc: crc,
-    recycle: once(() => {
-      if (pool.length < POOL_MAX) pool.push(buffer);
-    }),
-  };
+  const recycle =
+    pooled &&
+    once(() => {
+      if (pool.length < POOL_MAX) pool.push(pooled);
+    });
+  return { ...op, data, sum: op.sum ?? crc, dataCrc: crc, recycle };
 }

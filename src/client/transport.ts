@@ -22,8 +22,6 @@ export interface TransportEvents {
 export interface FrameTransport {
   /** host:port of the peer (for logs and the failure log). */
   readonly remote: string;
-  /** The peer's network address, undefined for a peer in this process. */
-  readonly remoteAddress: string | undefined;
   listen(events: TransportEvents): void;
   /**
    * Sends one frame. `sent` is called once the transport no longer needs the
@@ -52,10 +50,6 @@ export class SocketTransport implements FrameTransport {
     remote?: string,
   ) {
     this.remote = remote ?? `${socket.remoteAddress}:${socket.remotePort}`;
-  }
-
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
   }
 
   listen(events: TransportEvents): void {

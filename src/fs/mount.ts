@@ -85,7 +85,8 @@ export class KangarooMount {
     await fsp.mkdir(o.backing, { recursive: true });
     const gns = new NameService(o.gnsFile, o.log);
     const embedded = this.embedded;
-    this.link = embedded ? new RelayLink(this.relayAddress, o.log, o.secret, () => embedded.connect()) : new RelayLink(this.relayAddress, o.log, o.secret);
+    // undefined: the link's default, TCP to the relay's address
+    this.link = new RelayLink(this.relayAddress, o.log, o.secret, embedded && (() => embedded.connect()));
     this.remote = new RemoteFiles(this.link, new BlockCache(o.cacheBytes));
     const perFile = perFileDirectIo();
     if (!perFile) o.log.warn('fuse-native was not rebuilt with per-file direct I/O (see scripts/build-native.cjs): the whole mount uses direct I/O, so pipe mode works but MAP_SHARED mmap does not');
