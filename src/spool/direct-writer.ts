@@ -32,7 +32,6 @@ const MAX_SPARE = 4;
 export class DirectWriter {
   static readonly BLOCK = 4096;
   private static readonly CAPACITY = 4 << 20;
-  private readonly staging = spareStaging.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: DirectWriter.CAPACITY / 65536 }).buffer);
   /** Where staging[0] belongs in the file: a multiple of BLOCK. */
   private base = 0;
   /** Bytes in staging: those of the partial last block already on disk, then new ones. */
@@ -41,24 +40,50 @@ export class DirectWriter {
   private kept = 0;
   /** Bytes handed to the disk so far (none: a failure may still fall back to buffered writes). */
   written = 0;
+  /** The write in progress: close waits for it, so the disk never reads a staging buffer another writer has. */
+  private writing: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
 
-  private constructor(private readonly fd: fsp.FileHandle) {}
+  private constructor(
+    private readonly fd: fsp.FileHandle,
+    private readonly staging: Buffer,
+  ) {}
 
   /**
    * Opens an empty segment for direct writes; undefined where the file system does not
-   * take them (tmpfs, some FUSE file systems), and the journal writes through the page cache.
+   * take them (tmpfs, some FUSE file systems) or no staging memory can be had (a
+   * process under `ulimit -v`), and the journal writes through the page cache.
    */
   static async open(file: string): Promise<DirectWriter | undefined> {
+    let staging: Buffer;
     try {
-      return new DirectWriter(await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT, 0o644));
+      staging = spareStaging.pop() ?? Buffer.from(new WebAssembly.Memory({ initial: DirectWriter.CAPACITY / 65536 }).buffer);
+    } catch {
+      return undefined;
+    }
+    try {
+      return new DirectWriter(await fsp.open(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_DIRECT, 0o644), staging);
     } catch (err) {
+      spareStaging.push(staging);
       if ((err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
       throw err;
     }
   }
 
-  /** Appends `chunks` after everything written before; resolves once the disk has them. */
-  async write(chunks: Buffer[]): Promise<void> {
+  /** Appends `chunks` after everything written before; resolves once the disk has them. One write at a time. */
+  write(chunks: Buffer[]): Promise<void> {
+    if (this.closing) return Promise.reject(new KangarooError('CLOSED', 'spool segment writer is closed'));
+    if (this.writing) return Promise.reject(new Error('DirectWriter.write called while a write is in progress'));
+    const writing = this.copyAndWrite(chunks);
+    this.writing = writing;
+    const settle = () => {
+      if (this.writing === writing) this.writing = undefined;
+    };
+    writing.then(settle, settle);
+    return writing;
+  }
+
+  private async copyAndWrite(chunks: Buffer[]): Promise<void> {
     for (const c of chunks) {
       let at = 0;
       while (at < c.length) {
@@ -92,13 +117,26 @@ export class DirectWriter {
     this.kept = partial;
   }
 
-  /** Closes the file, cut to its last record (the padding of a file left by a crash stays). */
-  async close(): Promise<void> {
+  /**
+   * Closes the file, cut to its last record (the padding of a file left by a crash stays).
+   * Waits for a write in progress; closing again returns the same promise. The staging
+   * buffer goes back to the pool only once the file is closed and no write reads it.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
+    await this.writing?.catch(() => undefined);
     try {
       if (this.written > 0) await this.fd.truncate(this.base + this.fill);
     } finally {
-      if (spareStaging.length < MAX_SPARE) spareStaging.push(this.staging);
-      await this.fd.close();
+      try {
+        await this.fd.close();
+      } finally {
+        if (spareStaging.length < MAX_SPARE) spareStaging.push(this.staging);
+      }
     }
   }
 }

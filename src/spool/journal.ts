@@ -360,10 +360,14 @@ export class Journal {
     await fsp.rm(this.segmentPath(segment), { force: true });
   }
 
+  /** Syncs what was appended and closes the files; appends from now on fail with CLOSED. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.sync().catch(() => undefined);
+    // refuse appends first: one made while the sync below runs would start the write loop
+    // again, on a writer closed under it
     this.closed = true;
+    await this.sync().catch(() => undefined);
+    await this.flush().catch(() => undefined);
     await this.direct?.writer.close().catch(() => undefined);
     this.direct = undefined;
     for (const fd of this.fds.values()) await fd.close().catch(() => undefined);
