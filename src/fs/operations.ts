@@ -20,6 +20,8 @@ import { dirStat, infoStat, localStat, processIds } from './stat.js';
 
 /** A writer's close stats the file through the mount when it wrote at least this much (see showAttributes). */
 const SHOW_ATTRIBUTES_BYTES = 1024 * 1024;
+/** Threads in libuv's pool (UV_THREADPOOL_SIZE, default 4): a stat through the mount holds one. */
+const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
 type Handle =
   | { kind: 'remote'; h: RemoteHandle; target: Target }
@@ -82,13 +84,27 @@ export class Operations {
    * close waits; it is bounded, so a busy mount does not hold the close. Files
    * written with less than SHOW_ATTRIBUTES_BYTES skip it: re-reading those from the
    * mount's block cache costs less than the stat costs every writer.
+   *
+   * The stat holds a thread of libuv's pool, blocked in the kernel until this process
+   * answers it, and answering may itself need the pool (a name-service lookup reads
+   * its file; a local file's getattr stats the backing file). Closes arriving together
+   * once held every pool thread this way and the mount stopped answering for good. So
+   * at most one such stat is in flight (a close that finds one running skips its own:
+   * the cache is an optimisation), and none at all with a pool of one thread.
    */
   private async showAttributes(p: string): Promise<void> {
+    if (this.showingAttributes || POOL_THREADS < 2) return;
+    this.showingAttributes = true;
     let timer: NodeJS.Timeout | undefined;
+    const stat = fsp.stat(path.join(this.ctx.mountpoint, p)).catch(() => undefined);
+    // the flag stays set until the stat itself is answered, not just the close's wait for it
+    void stat.then(() => (this.showingAttributes = false));
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)));
-    await Promise.race([fsp.stat(path.join(this.ctx.mountpoint, p)).catch(() => undefined), bound]);
+    await Promise.race([stat, bound]);
     clearTimeout(timer);
   }
+
+  private showingAttributes = false;
 
   /** Set once the binding writes behind (src/fs/write-behind.ts): remote files are opened with it. */
   private writeBehindBit = 0;

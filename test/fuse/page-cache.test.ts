@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
-import { startRelay, tempDir } from '../helpers/relay-process.js';
+import { startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
  * A file written through the mount keeps one modification time from its writer's
@@ -78,5 +78,46 @@ describe('page cache and file times', () => {
     expect(atDest.stdout.trim().split('\n').map(ms)).toEqual([outBefore, touchedBefore].map((s) => ms(s!)));
     const u = await unmountAndCheck(mount, true);
     expect(u.code, u.stderr).toBe(0);
+  });
+
+  // The close's stat through the mount holds a thread of libuv's pool until the mount
+  // answers it, and the answer for a name from the name-service file needs the pool too.
+  // Closes answered together (the hop stopped while they waited for its commit, then
+  // resumed) took every thread of a two-thread pool that way, and the mount never
+  // answered again.
+  it('closes answered together leave the mount answering when names go through the name service', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const hop = await startRelay(dir, 'hop', {});
+    const gns = path.join(dir, 'names.gns');
+    fs.writeFileSync(gns, `/data/ remote kangaroo://${dest.address}/data\n`);
+    const mount = await startMount(dir, 'mnt', { relay: hop.address, gns, env: { UV_THREADPOOL_SIZE: '2' } });
+    const data = path.join(mount.mountpoint, 'data');
+    expect((await sh(`mkdir -p "${data}"`)).code).toBe(0);
+    // each writer writes 2 MiB, says so, and closes only when told: all closes reach the stopped hop
+    fs.writeFileSync(
+      path.join(dir, 'writer.py'),
+      `import os, sys, time
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b'k' * (2 << 20))
+open(sys.argv[2], 'w').close()
+while not os.path.exists(sys.argv[3]): time.sleep(0.02)
+os.close(fd)
+`,
+    );
+    const N = 8;
+    const go = path.join(dir, 'go');
+    const writers = sh(`for i in $(seq ${N}); do python3 "${dir}/writer.py" "${data}/f$i" "${dir}/ready$i" "${go}" & done; wait; echo written`, { timeoutMs: 60_000 });
+    await waitFor(() => fs.readdirSync(dir).filter((n) => n.startsWith('ready')).length === N, 20_000);
+    hop.child.kill('SIGSTOP');
+    fs.writeFileSync(go, '');
+    await new Promise((r) => setTimeout(r, 1500));
+    hop.child.kill('SIGCONT');
+    const w = await writers;
+    expect(w.stdout, w.stderr + mount.log()).toContain('written');
+    const probe = await sh(`timeout 10 ls "${data}" && timeout 10 stat -c %s "${data}/f1"`, { timeoutMs: 30_000 });
+    expect(probe.code, probe.stderr + mount.log()).toBe(0);
+    expect(probe.stdout).toBe(`${Array.from({ length: N }, (_, i) => `f${i + 1}`).sort().join('\n')}\n${2 << 20}\n`);
+    await unmountAndCheck(mount, false);
   });
 });

@@ -1,4 +1,4 @@
-import { ChildProcess, execFile, spawn } from 'node:child_process';
+import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
@@ -82,13 +82,19 @@ export async function startMount(dir: string, name: string, spec: MountSpec): Pr
       return { code: r.code, stderr: r.stderr };
     },
   };
+  let connection: string | undefined;
   onTestFinished(async () => {
+    const gone = (ms: number) => Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
     if (child.exitCode === null && child.signalCode === null) {
-      await m.umount().catch(() => undefined);
-      const done = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 10_000))]);
-      if (!done) child.kill('SIGKILL');
+      // a mount that stopped answering would hold umount for its whole timeout: give it 30 s
+      const umount = m.umount().catch(() => undefined);
+      await Promise.race([umount, new Promise((r) => setTimeout(r, 30_000))]);
+      if (!(await gone(10_000))) child.kill('SIGKILL');
     }
     if (isMounted(mountpoint)) await run('fusermount', ['-u', '-z', mountpoint]);
+    // threads of a mount blocked in requests to itself keep even a killed process (and the
+    // programs waiting on it) in the kernel until the connection is aborted
+    if (!(await gone(5_000)) && connection) abortConnection(connection);
   });
   const deadline = Date.now() + 20_000;
   while (!fs.existsSync(ready)) {
@@ -96,7 +102,28 @@ export async function startMount(dir: string, name: string, spec: MountSpec): Pr
     if (Date.now() > deadline) throw new Error(`mount did not become ready:\n${output}`);
     await new Promise((r) => setTimeout(r, 25));
   }
+  connection = fuseConnection(mountpoint);
   return m;
+}
+
+/** The FUSE connection of a mount (/sys/fs/fuse/connections/N): the minor device number /proc's mountinfo gives it. */
+function fuseConnection(mountpoint: string): string | undefined {
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f[4] === mountpoint && f[2]?.startsWith('0:')) return f[2].slice(2);
+  }
+  return undefined;
+}
+
+/** Ends every request pending on a FUSE connection, as `echo 1 > .../abort` does. */
+function abortConnection(connection: string): void {
+  const dir = '/sys/fs/fuse/connections';
+  try {
+    if (!fs.existsSync(path.join(dir, connection))) execFileSync('mount', ['-t', 'fusectl', 'none', dir], { stdio: 'ignore' });
+    fs.writeFileSync(path.join(dir, connection, 'abort'), '1');
+  } catch {
+    // gone already, or no fusectl here: nothing more a test can do
+  }
 }
 
 /** `kangaroo umount [--push]`, then waits for the mount process and checks nothing is left mounted. */
