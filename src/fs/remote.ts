@@ -45,8 +45,9 @@ export class RemoteHandle {
   private written = 0;
 
   constructor(
-    readonly file: RemoteFile,
-    readonly key: string,
+    /** The file's name now: a rename through the mount moves open handles with it (RemoteFiles.rename). */
+    public file: RemoteFile,
+    public key: string,
     private readonly files: RemoteFiles,
   ) {}
 
@@ -312,16 +313,51 @@ export class RemoteFiles {
     this.unstamped.set(RemoteFiles.key(file), file);
   }
 
-  /** A renamed file or directory: its changed files are stamped under their new names. */
-  private renameUnstamped(from: RemoteFile, to: RemoteFile): void {
-    this.unstamped.delete(RemoteFiles.key(to));
-    for (const [key, file] of [...this.unstamped]) {
-      if (file.host !== from.host) continue;
-      const inside = file.path === from.path ? '' : file.path.startsWith(`${from.path}/`) ? file.path.slice(from.path.length) : undefined;
-      if (inside === undefined) continue;
-      this.unstamped.delete(key);
-      this.changed({ ...file, path: to.path + inside });
+  /**
+   * What a rename of `from` to `to` does to names: every file at or under `from` moves
+   * to the same place under `to` (handles open on it, and its pending time stamp).
+   * Returns how to undo it, for a rename the relay then refuses.
+   */
+  private moveNames(from: RemoteFile, to: RemoteFile): () => void {
+    const moved: { h: RemoteHandle; file: RemoteFile }[] = [];
+    for (const set of [...this.open.values()]) {
+      for (const h of set) {
+        const dest = renamed(h.file, from, to);
+        if (!dest) continue;
+        moved.push({ h, file: h.file });
+        this.rekey(h, dest);
+      }
     }
+    const replacedStamp = this.unstamped.get(RemoteFiles.key(to));
+    this.unstamped.delete(RemoteFiles.key(to));
+    const stamps: RemoteFile[] = [];
+    for (const [key, file] of [...this.unstamped]) {
+      const dest = renamed(file, from, to);
+      if (!dest) continue;
+      stamps.push(file);
+      this.unstamped.delete(key);
+      this.changed(dest);
+    }
+    return () => {
+      for (const { h, file } of moved) this.rekey(h, file);
+      for (const file of stamps) {
+        this.unstamped.delete(RemoteFiles.key(renamed(file, from, to)!));
+        this.changed(file);
+      }
+      if (replacedStamp) this.changed(replacedStamp);
+    };
+  }
+
+  /** Files `h` under a new name: later writes through it go there. */
+  private rekey(h: RemoteHandle, file: RemoteFile): void {
+    this.release(h);
+    this.cache.invalidate(h.key);
+    h.file = file;
+    h.key = RemoteFiles.key(file);
+    this.cache.invalidate(h.key);
+    let set = this.open.get(h.key);
+    if (!set) this.open.set(h.key, (set = new Set()));
+    set.add(h);
   }
 
   /**
@@ -356,11 +392,26 @@ export class RemoteFiles {
     await this.ordered([dir], (c) => c.rmdir(dir.host, dir.path));
   }
 
+  /**
+   * Open handles follow the file, as on a local disk: a program still writing a file
+   * another renamed (a log rotated, a file libfuse hides on unlink while open) goes on
+   * writing it under its new name, rather than bringing the old name back. They move
+   * when the rename is sent, so every later put follows it on the connection.
+   */
   async rename(from: RemoteFile, to: RemoteFile): Promise<void> {
     if (from.host !== to.host) throw new KangarooError('BAD_ARGUMENT', 'rename across hosts');
     await this.stat(from);
-    this.renameUnstamped(from, to);
-    await this.ordered([from, to], (c) => c.rename(from.host, from.path, to.path));
+    let undo: (() => void) | undefined;
+    try {
+      await this.ordered([from, to], (c) => {
+        const sent = c.rename(from.host, from.path, to.path);
+        undo = this.moveNames(from, to);
+        return sent;
+      });
+    } catch (err) {
+      undo?.();
+      throw err;
+    }
   }
 
   async setattr(file: RemoteFile, attrs: { mode?: number; mtimeMs?: number }): Promise<void> {
@@ -375,4 +426,12 @@ export class RemoteFiles {
     for (const file of [...this.unstamped.values()]) await this.stampTime(file);
     await this.link.commit();
   }
+}
+
+/** Where `file` is after a rename of `from` to `to`; undefined when the rename does not touch it. */
+function renamed(file: RemoteFile, from: RemoteFile, to: RemoteFile): RemoteFile | undefined {
+  if (file.host !== from.host) return undefined;
+  if (file.path === from.path) return { ...file, path: to.path };
+  if (file.path.startsWith(`${from.path}/`)) return { ...file, path: to.path + file.path.slice(from.path.length) };
+  return undefined;
 }

@@ -258,6 +258,48 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
     expect(fs.readdirSync(path.join(dest.exportDir!, 'mv')).sort()).toEqual(['b.txt', 'big.bin']);
   });
 
+  // On a local disk an open file is the file, whatever its name becomes: a log rotated
+  // under its writer, a directory renamed around an open file, a file removed while open
+  // (libfuse renames it to .fuse_hidden* until the last close). Writes through the mount
+  // went on to the old name instead, bringing it back with a hole where the first bytes were.
+  for (const via of ['a first-hop relay', 'the destination relay itself']) {
+    it(`writes after a rename or rm of the open file follow the file, as on a local disk (through ${via})`, async () => {
+      const dir = await tempDir();
+      const dest = await startRelay(dir, 'dest', { export: true });
+      const relay = via === 'a first-hop relay' ? await startRelay(dir, 'hop', {}) : dest;
+      const mount = await startMount(dir, 'mnt', { relay: relay.address });
+      const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'follow');
+      fs.writeFileSync(
+        path.join(dir, 'follow.py'),
+        `import os, sys
+d = sys.argv[1]
+os.makedirs(d + '/dir')
+log = os.open(d + '/log', os.O_WRONLY | os.O_CREAT, 0o644)
+inner = os.open(d + '/dir/inner', os.O_WRONLY | os.O_CREAT, 0o644)
+gone = os.open(d + '/gone', os.O_RDWR | os.O_CREAT, 0o644)
+os.write(log, b'first\\n'); os.write(inner, b'a'); os.write(gone, b'x')
+os.rename(d + '/log', d + '/log.1')
+os.rename(d + '/dir', d + '/dir2')
+os.unlink(d + '/gone')
+os.write(log, b'second\\n'); os.write(inner, b'b'); os.write(gone, b'y')
+print(os.pread(gone, 10, 0))
+for fd in (log, inner, gone): os.close(fd)
+print(sorted(os.listdir(d)), sorted(os.listdir(d + '/dir2')))
+print(open(d + '/log.1').read() + open(d + '/dir2/inner').read())
+`,
+      );
+      const r = await sh(`python3 "${dir}/follow.py" "${remote}"`);
+      expect(r.code, r.stderr + mount.log()).toBe(0);
+      expect(r.stdout).toBe("b'xy'\n['dir2', 'log.1'] ['inner']\nfirst\nsecond\nab\n");
+      const u = await unmountAndCheck(mount, true);
+      expect(u.code, u.stderr + mount.log()).toBe(0);
+      const at = path.join(dest.exportDir!, 'follow');
+      expect(fs.readdirSync(at).sort()).toEqual(['dir2', 'log.1']);
+      expect(fs.readFileSync(path.join(at, 'log.1'), 'utf8')).toBe('first\nsecond\n');
+      expect(fs.readFileSync(path.join(at, 'dir2', 'inner'), 'utf8')).toBe('ab');
+    });
+  }
+
   it('write, mv and rm while the relay delivers: ls never loses or resurrects a file, rm always removes it', async () => {
     const dir = await tempDir();
     const dest = await startRelay(dir, 'dest', { export: true });
