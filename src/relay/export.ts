@@ -21,6 +21,15 @@ import { DirEntry, FileInfo, NO_MODE, OrderedOp, putIntact } from '../protocol/m
 export class ExportRoot {
   private realRoot = '';
   private open = new Map<string, fsp.FileHandle>();
+  /**
+   * The file each kept handle was opened on, and the commit count when its name last
+   * led there. Programs at the destination move and replace files too (a consumer
+   * taking results away): a handle kept under the old name would then write the
+   * next run's data into the file moved away, truncating it first. So a handle is
+   * checked against its name once per commit before it is used again.
+   */
+  private opened = new WeakMap<fsp.FileHandle, { dev: number; ino: number; checkedAt: number }>();
+  private commits = 0;
   private dirtyFiles = new Set<string>();
   private dirtyDirs = new Set<string>();
   /**
@@ -83,6 +92,14 @@ export class ExportRoot {
 
   private async handle(local: string, create: boolean): Promise<fsp.FileHandle> {
     let fd = this.open.get(local);
+    if (fd && !(await this.stillNamed(local, fd))) {
+      if (this.open.get(local) === fd) {
+        this.open.delete(local);
+        await fd.close().catch(() => undefined);
+      }
+      // another op may have opened the name afresh meanwhile
+      fd = this.open.get(local);
+    }
     if (fd) {
       // keep recently used handles at the end (LRU order)
       this.open.delete(local);
@@ -96,6 +113,7 @@ export class ExportRoot {
       await fd.close();
       throw new KangarooError('IS_DIR', `${local} is a directory`);
     }
+    this.opened.set(fd, { dev: st.dev, ino: st.ino, checkedAt: this.commits });
     this.open.set(local, fd);
     if (this.open.size > ExportRoot.MAX_OPEN) {
       const [oldPath, oldFd] = this.open.entries().next().value as [string, fsp.FileHandle];
@@ -104,6 +122,16 @@ export class ExportRoot {
       await oldFd.close().catch(() => undefined);
     }
     return fd;
+  }
+
+  /** True while `local` still names the file `fd` was opened on (checked once per commit; see opened). */
+  private async stillNamed(local: string, fd: fsp.FileHandle): Promise<boolean> {
+    const id = this.opened.get(fd);
+    if (!id || id.checkedAt === this.commits) return true;
+    const st = await fsp.stat(local).catch(() => undefined);
+    if (!st || st.ino !== id.ino || st.dev !== id.dev) return false;
+    id.checkedAt = this.commits;
+    return true;
   }
 
   private async ensureParent(local: string): Promise<void> {
@@ -232,7 +260,17 @@ export class ExportRoot {
       case 'setattr': {
         // never set-user-id or set-group-id from the wire
         if (op.mode !== NO_MODE) await fsp.chmod(local, op.mode & 0o1777);
-        if (op.mtimeMs > 0) await fsp.utimes(local, new Date(), new Date(op.mtimeMs));
+        if (op.mtimeMs > 0) {
+          try {
+            await fsp.utimes(local, new Date(), new Date(op.mtimeMs));
+          } catch (err) {
+            // A time alone describes contents: with the file gone (a consumer here moved it
+            // away) there is nothing left to describe. Mounts send such a time with every
+            // writer's close, so failing it would fail the close, or stop the path's delivery
+            // at a hop, over a file nobody expects back; like unlink, it is then done.
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || op.mode !== NO_MODE) throw err;
+          }
+        }
         return;
       }
       case 'rename': {
@@ -257,6 +295,7 @@ export class ExportRoot {
   /** fsyncs everything changed since the last commit. */
   async commit(): Promise<void> {
     this.throwSyncError();
+    this.commits++;
     const files = [...this.dirtyFiles];
     this.dirtyFiles.clear();
     await this.synced(files.map((f) => this.syncFile(f)));

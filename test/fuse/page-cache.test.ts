@@ -1,8 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
-import { startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
+import { CLI, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
  * A file written through the mount keeps one modification time from its writer's
@@ -79,6 +79,49 @@ describe('page cache and file times', () => {
     const u = await unmountAndCheck(mount, true);
     expect(u.code, u.stderr).toBe(0);
   });
+
+  // A writer's close sends the file's time with its commit. A consumer at the destination
+  // may take the file away first (it was fsync'd there): that time then has no file, and it
+  // failed the close (ENOENT from a relay that is the destination) or stopped every later
+  // delivery to the path at a hop (the time a permanent failure there). And the file the
+  // consumer took must stay as it was when the next run writes the name again: the
+  // destination kept a handle under the old name, and the next run's truncate emptied it.
+  for (const via of ['a first-hop relay', 'the destination relay itself']) {
+    it(`a close succeeds, the path keeps delivering and the file taken stays whole when the destination took the file away (through ${via})`, async () => {
+      const dir = await tempDir();
+      const dest = await startRelay(dir, 'dest', { export: true });
+      const relay = via === 'a first-hop relay' ? await startRelay(dir, 'hop', {}) : dest;
+      const mount = await startMount(dir, 'mnt', { relay: relay.address });
+      fs.writeFileSync(
+        path.join(dir, 'taken.py'),
+        `import os, sys
+f, at_dest = sys.argv[1], sys.argv[2]
+fd = os.open(f, os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b'a' * 100); os.fsync(fd)
+os.write(fd, b'b' * 100)
+os.rename(at_dest, at_dest + '.taken')
+os.close(fd)
+print('closed')
+`,
+      );
+      const file = path.join(mount.mountpoint, 'kangaroo', dest.address, 'taken');
+      const atDest = path.join(dest.exportDir!, 'taken');
+      const r = await sh(`python3 "${dir}/taken.py" "${file}" "${atDest}"`);
+      expect(r.code, r.stderr + mount.log()).toBe(0);
+      expect(r.stdout).toBe('closed\n');
+      const push = await run(process.execPath, [CLI, 'push', '--relay', relay.address, `kangaroo://${dest.address}/taken`], { timeoutMs: 30_000 });
+      expect(push.code, push.stderr + relay.log()).toBe(0);
+      const taken = fs.readFileSync(`${atDest}.taken`);
+      // the next run writes the name again
+      const again = await sh(`echo new > "${file}" && python3 -c 'import os, sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "${file}"`, { timeoutMs: 30_000 });
+      expect(again.code, again.stderr + relay.log()).toBe(0);
+      expect(fs.readFileSync(atDest, 'utf8')).toBe('new\n');
+      expect(fs.readFileSync(`${atDest}.taken`).equals(taken), 'the file the consumer took changed').toBe(true);
+      expect(taken.subarray(0, 100).equals(Buffer.alloc(100, 'a'))).toBe(true);
+      expect(relay.log()).not.toMatch(/stopped|DELIVERY_BLOCKED/);
+      await unmountAndCheck(mount, false);
+    });
+  }
 
   // The close's stat through the mount holds a thread of libuv's pool until the mount
   // answers it, and the answer for a name from the name-service file needs the pool too.
