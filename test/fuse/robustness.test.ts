@@ -271,7 +271,7 @@ print(int(os.stat(sys.argv[1]).st_mtime))`,
       const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'follow');
       fs.writeFileSync(
         path.join(dir, 'follow.py'),
-        `import os, sys
+        `import os, sys, time
 d = sys.argv[1]
 os.makedirs(d + '/dir')
 log = os.open(d + '/log', os.O_WRONLY | os.O_CREAT, 0o644)
@@ -284,6 +284,11 @@ os.unlink(d + '/gone')
 os.write(log, b'second\\n'); os.write(inner, b'b'); os.write(gone, b'y')
 print(os.pread(gone, 10, 0))
 for fd in (log, inner, gone): os.close(fd)
+# the kernel sends the last close of a file to the mount after close() returns, and
+# libfuse removes the .fuse_hidden name only then: give it a moment, as any FUSE mount
+for _ in range(100):
+    if not any(n.startswith('.fuse_hidden') for n in os.listdir(d)): break
+    time.sleep(0.05)
 print(sorted(os.listdir(d)), sorted(os.listdir(d + '/dir2')))
 print(open(d + '/log.1').read() + open(d + '/dir2/inner').read())
 `,
