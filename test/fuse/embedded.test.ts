@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
-import { closedPort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+import { freePort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
  * A new user's mount: no relay is running, so the mount starts one of its own, in its
@@ -15,7 +15,7 @@ describe('a mount with no relay running', () => {
   it('starts an embedded relay; umount --push delivers; without --push a background relay finishes the job', async () => {
     const dir = await tempDir();
     const dest = await startRelay(dir, 'dest', { export: true });
-    const relay = `127.0.0.1:${await closedPort()}`;
+    const relay = `127.0.0.1:${await freePort()}`;
 
     const first = await startMount(dir, 'first', { relay });
     expect(first.log()).toMatch(/started an embedded relay/);
@@ -58,7 +58,7 @@ describe('a mount with no relay running', () => {
     const dir = await tempDir();
     const dest = await startRelay(dir, 'dest', { export: true });
     await dest.kill(); // everything waits in the embedded relay's spool
-    const mount = await startMount(dir, 'm', { relay: `127.0.0.1:${await closedPort()}` });
+    const mount = await startMount(dir, 'm', { relay: `127.0.0.1:${await freePort()}` });
     expect(mount.log()).toMatch(/started an embedded relay/);
     const data = crypto.randomBytes(24 * 1024 * 1024 + 7);
     fs.writeFileSync(path.join(dir, 'in.bin'), data);

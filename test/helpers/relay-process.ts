@@ -117,16 +117,25 @@ function refused(port: number): Promise<boolean> {
   });
 }
 
-/** A loopback port that nothing listens on (checked, not assumed). */
+/**
+ * A loopback port that nothing listens on (checked, not assumed), for a peer that is
+ * out of reach. Never one to listen on: tests run in parallel, and another test's
+ * unreachable peer would reach that listener (use freePort).
+ */
 export async function closedPort(): Promise<number> {
   if (await refused(1)) return 1;
   for (;;) {
-    const port = await new Promise<number>((resolve) => {
-      const srv = net.createServer().listen(0, '127.0.0.1', () => {
-        const p = (srv.address() as net.AddressInfo).port;
-        srv.close(() => resolve(p));
-      });
-    });
+    const port = await freePort();
     if (await refused(port)) return port;
   }
+}
+
+/** A loopback port the kernel just had free (an ephemeral one, never port 1): for a process to listen on. */
+export function freePort(): Promise<number> {
+  return new Promise<number>((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
 }
