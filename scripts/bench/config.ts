@@ -48,7 +48,8 @@ Measures the relay against baselines taken in the same run and prints ratios.
                      emulated link; needs root, network namespaces and FUSE; installs its peers
                      with scripts/bench/wan/setup-peers.sh when missing). "npm run bench:wan" runs it alone
   --wan-rate N       its link rate for the burst and fault runs, MB/s (default 10)
-  --wan-burst N,N    its burst sizes, MiB (default 10,100,1000; quick 10,50)
+  --wan-burst N,N    its burst sizes, MiB (default 10,100,1000; quick 10,50); a burst whose link floor is
+                     under 30 s runs --repeats rounds, baselines and approaches taking turns, medians reported
   --wan-cut N        seconds the link is cut in its fault run (default 30, quick 8)
   --help             this text
 

@@ -64,12 +64,18 @@ export function formatWan(rec: WanRecord): string {
     const rows = [['burst: write N MiB, close', 'approach', 'response', 'speed vs local+fsync', 'vs local', 'turnaround', 'vs link floor', 'destination']];
     const r = (v: number) => v.toFixed(2);
     for (const p of rec.burst) {
-      rows.push([`${p.mib} MiB (local ${s(p.localMs)}, with fsync ${s(p.localFsyncMs)}, floor ${s(p.floorMs)})`, '', '', '', '', '', '', '']);
+      const rounds = p.rounds?.length ?? 1;
+      rows.push([`${p.mib} MiB (${rounds > 1 ? `median of ${rounds} rounds: ` : ''}local ${s(p.localMs)}, with fsync ${s(p.localFsyncMs)}, floor ${s(p.floorMs)})`, '', '', '', '', '', '', '']);
       for (const t of p.trials) {
         rows.push(['', label(t.approach), s(t.program.ms), r(p.localFsyncMs / t.program.ms), r(p.localMs / t.program.ms), s(t.turnaroundMs), x(t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs), t.program.status === 'ok' ? t.state : `${t.state} (${t.program.status})`]);
       }
     }
-    out.push(table(rows), '');
+    out.push(table(rows));
+    for (const p of rec.burst.filter((q) => (q.rounds?.length ?? 1) > 1)) {
+      const each = p.rounds.map((q) => (q.responseMs.kangaroo === undefined ? '-' : r(q.localFsyncMs / q.responseMs.kangaroo)));
+      out.push(`${p.mib} MiB, kangaroo's response vs local+fsync round by round: ${each.join(' ')}`);
+    }
+    out.push('');
   }
   if (rec.overlap.length > 0 && rec.overlapSpec) {
     const o = rec.overlapSpec;

@@ -4,7 +4,7 @@ import { BenchConfig } from '../config.js';
 import { codeInfo, machineInfo } from '../machine.js';
 import { withResources } from '../resources.js';
 import { now } from '../stats.js';
-import { burst, BurstPoint } from './burst.js';
+import { burst, BurstPoint, REPEAT_MAX_FLOOR_MS } from './burst.js';
 import { run } from './exec.js';
 import { faultRun, FaultRun, FaultSpec } from './faults.js';
 import { overlap, OverlapPoint, OverlapSpec, programRateMBps } from './overlap.js';
@@ -56,7 +56,11 @@ export async function runWan(config: BenchConfig, cli: string, root: string, pro
   let overlapPoints: OverlapPoint[] = [];
   let linkInfo: WanRecord['link'] | undefined;
   let approaches: WanRecord['approaches'] = [];
-  const floorSum = config.wanBurstMib.reduce((a, b) => a + b, 0) * 1.05 / config.wanRate;
+  // seconds of link floor over every burst round (bursts with short floors run config.repeats times)
+  const floorSum = config.wanBurstMib.reduce((sum, mib) => {
+    const floor = (mib * 1.05) / config.wanRate;
+    return sum + floor * (floor * 1000 <= REPEAT_MAX_FLOOR_MS ? config.repeats : 1);
+  }, 0);
   const overlapSum = spec.ratesMBps.reduce((a, r) => a + (spec.outputs * spec.mib * 1.05) / r + (spec.outputs * spec.cpuMs) / 1000, 0);
   // four approaches, each up to three times its floor, plus set-up
   const budgetMs = (4 * 3 * (floorSum + overlapSum) + 180) * 1000;
@@ -72,7 +76,7 @@ export async function runWan(config: BenchConfig, cli: string, root: string, pro
     };
     approaches = s.approaches.map((a) => ({ key: a.key, label: a.label, settings: a.settings }));
     progress(`  link: ${s.link.kind}, ${config.wanRate} MB/s nominal, measured ${s.measuredMBps.toFixed(2)} MB/s\n`);
-    burstPoints = await burst(res, s, config.wanBurstMib, progress);
+    burstPoints = await burst(res, s, config.wanBurstMib, config.repeats, progress);
     if (s.link.kind === 'netns') {
       progress(`  overlap: program output rate ${programRateMBps(spec).toFixed(1)} MB/s\n`);
       overlapPoints = await overlap(res, s, spec, progress);
