@@ -305,6 +305,43 @@ print(open(d + '/log.1').read() + open(d + '/dir2/inner').read())
     });
   }
 
+  // Handles move with a rename when it is sent; if the relay then refuses it (here the
+  // destination itself: a directory renamed onto a non-empty one), they must move back,
+  // or the program's next writes would land under a name that never came to be.
+  it('a refused rename leaves open files where they were', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const mount = await startMount(dir, 'mnt', { relay: dest.address });
+    const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'refused');
+    fs.writeFileSync(
+      path.join(dir, 'refused.py'),
+      `import errno, os, sys
+d = sys.argv[1]
+os.makedirs(d + '/a'); os.makedirs(d + '/b')
+open(d + '/b/keep', 'w').close()
+f = os.open(d + '/a/f', os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(f, b'first\\n')
+try:
+    os.rename(d + '/a', d + '/b')
+    print('renamed')
+except OSError as e:
+    print(errno.errorcode[e.errno])
+os.write(f, b'second\\n')
+os.close(f)
+print(sorted(os.listdir(d)), sorted(os.listdir(d + '/a')), sorted(os.listdir(d + '/b')))
+print(open(d + '/a/f').read(), end='')
+`,
+    );
+    const r = await sh(`python3 "${dir}/refused.py" "${remote}"`);
+    expect(r.code, r.stderr + mount.log()).toBe(0);
+    expect(r.stdout).toBe("ENOTEMPTY\n['a', 'b'] ['f'] ['keep']\nfirst\nsecond\n");
+    const u = await unmountAndCheck(mount, true);
+    expect(u.code, u.stderr + mount.log()).toBe(0);
+    const at = path.join(dest.exportDir!, 'refused');
+    expect(fs.readFileSync(path.join(at, 'a', 'f'), 'utf8')).toBe('first\nsecond\n');
+    expect(fs.readdirSync(path.join(at, 'b'))).toEqual(['keep']);
+  });
+
   it('write, mv and rm while the relay delivers: ls never loses or resurrects a file, rm always removes it', async () => {
     const dir = await tempDir();
     const dest = await startRelay(dir, 'dest', { export: true });
