@@ -16,12 +16,17 @@
  *    JavaScript in 1 MiB blocks; every other operation first hands over what is
  *    queued. Three functions are added to the binding: kangaroo_wb_attach,
  *    kangaroo_wb_release and kangaroo_wb_drain.
+ * 4. 1 MiB write requests (native/big-writes.c, inserted whole): the mount's channel
+ *    reads the device into 1 MiB buffers and asks the kernel for FUSE_MAX_PAGES,
+ *    which libfuse 2 cannot, so a program's 1 MiB write is one request, not eight.
+ *    It counts the write requests it reads: kangaroo_write_requests.
  */
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
 
 const WRITE_BEHIND = fs.readFileSync(path.join(__dirname, 'write-behind.c'), 'utf8');
+const BIG_WRITES = fs.readFileSync(path.join(__dirname, 'big-writes.c'), 'utf8');
 
 const PATCHES = [
   {
@@ -79,6 +84,42 @@ ${WRITE_BEHIND}
 `,
   },
   {
+    marker: 'kangaroo: the 1 MiB channel keeps its counts here',
+    original: `  void *kwb;
+} fuse_thread_t;`,
+    patched: `  void *kwb;
+  /* kangaroo: the 1 MiB channel keeps its counts here (NULL without it) */
+  void *kbw;
+} fuse_thread_t;`,
+  },
+  {
+    marker: 'kangaroo: 1 MiB write requests for fuse-native',
+    original: `static void* start_fuse_thread (void *data) {`,
+    patched: `#include <fuse_lowlevel.h>
+${BIG_WRITES}
+static void* start_fuse_thread (void *data) {`,
+  },
+  {
+    marker: 'kangaroo: a channel that takes 1 MiB writes',
+    original: `  struct fuse_chan *ch = fuse_mount(mnt, &args);
+
+  if (ch == NULL) {
+    napi_throw_error(env, "fuse failed", "fuse failed");
+    return NULL;
+  }
+`,
+    patched: `  struct fuse_chan *ch = fuse_mount(mnt, &args);
+
+  if (ch == NULL) {
+    napi_throw_error(env, "fuse failed", "fuse failed");
+    return NULL;
+  }
+
+  /* kangaroo: a channel that takes 1 MiB writes */
+  ch = kbw_channel(ch, ft);
+`,
+  },
+  {
     marker: 'kangaroo: writes queued behind are handed over before any other operation',
     original: `  void (*fn)(uv_async_t *, fuse_thread_locals_t *, fuse_thread_t *) = l->op_fn;
 
@@ -116,6 +157,8 @@ NAPI_METHOD(fuse_native_mount) {`,
   NAPI_EXPORT_FUNCTION(kangaroo_wb_attach)
   NAPI_EXPORT_FUNCTION(kangaroo_wb_release)
   NAPI_EXPORT_FUNCTION(kangaroo_wb_drain)
+  /* kangaroo: what the kernel sent as writes */
+  NAPI_EXPORT_FUNCTION(kangaroo_write_requests)
 `,
   },
 ];

@@ -11,6 +11,7 @@ import { NameService } from '../gns/service.js';
 import { RelayStatus } from '../relay/status.js';
 import { Logger } from '../util/log.js';
 import { formatBytes } from '../util/units.js';
+import { bindingThread, loadBinding } from './binding.js';
 import { BlockCache } from './block-cache.js';
 import { EmbeddedRelay } from './embedded-relay.js';
 import { Operations } from './operations.js';
@@ -106,9 +107,11 @@ export class KangarooMount {
       force: true,
       mkdir: true,
       // fuse-native joins its options into one -o list; this is how big writes get through.
+      // max_write: 1 MiB where the binding was rebuilt with native/big-writes.c; libfuse cuts
+      // it to 128 KiB on its own channel.
       // auto_cache: at each open libfuse compares the file's size and time with what the kernel
       // cached, and keeps the page cache when they match (a re-read is then memory speed).
-      fsname: `kangaroo,big_writes,max_write=131072,max_read=131072,auto_cache${perFile ? '' : ',direct_io'}`,
+      fsname: `kangaroo,big_writes,max_write=1048576,max_read=131072,auto_cache${perFile ? '' : ',direct_io'}`,
       autoCache: true,
     });
     await new Promise<void>((resolve, reject) => this.fuse.mount((err) => (err ? reject(KangarooError.from(err, `cannot mount ${this.mountpoint}`)) : resolve())));
@@ -121,6 +124,17 @@ export class KangarooMount {
   /** True when writes to remote files are answered by the binding and taken in blocks. */
   get writesBehind(): boolean {
     return this.writeBehind !== undefined;
+  }
+
+  /**
+   * The write requests the kernel sent this mount: how many, their bytes and the largest
+   * (1 MiB with native/big-writes.c, 128 KiB on libfuse's own channel); undefined when the
+   * binding does not count them.
+   */
+  writeRequests(): { requests: number; bytes: number; largest: number } | undefined {
+    const thread = bindingThread(this.fuse);
+    const counts = thread ? loadBinding()?.kangaroo_write_requests?.(thread) : undefined;
+    return counts && { requests: counts[0], bytes: counts[1], largest: counts[2] };
   }
 
   /** Writes the binding answered and still holds, handed over: before anything commits. */
@@ -151,6 +165,8 @@ export class KangarooMount {
         resolve();
       });
     });
+    const writes = this.writeRequests();
+    if (writes) log.debug(`write requests from the kernel: ${writes.requests} (${formatBytes(writes.bytes)}, largest ${formatBytes(writes.largest)})`);
     await this.ops.closeLocalHandles();
     this.takeWritesBehind();
     try {

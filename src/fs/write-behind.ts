@@ -1,7 +1,6 @@
 import type Fuse from 'fuse-native';
-import { createRequire } from 'node:module';
-import path from 'node:path';
 import { once } from '../util/once.js';
+import { bindingThread, KangarooBinding, loadBinding } from './binding.js';
 
 /**
  * Write-behind in the patched binding (native/write-behind.c): writes to a handle
@@ -19,27 +18,9 @@ export const WRITE_BEHIND_BIT = 0x20000000;
 /** Receives a block: the handle number as the binding holds it (WRITE_BEHIND_BIT set), the offset, the data, and its release. */
 export type BlockSink = (fh: number, offset: number, data: Buffer, release: () => void) => void;
 
-interface Binding {
-  kangaroo_wb_attach?(thread: Buffer, callback: (list: (number | Buffer)[]) => void): void;
-  kangaroo_wb_release(thread: Buffer, data: Buffer): void;
-  kangaroo_wb_drain(thread: Buffer): void;
-}
-
-function loadBinding(): Binding | undefined {
-  try {
-    const require = createRequire(import.meta.url);
-    const dir = path.dirname(require.resolve('fuse-native/package.json'));
-    // the same loader fuse-native uses, so this is the module instance it mounted with
-    const gypBuild = require(require.resolve('node-gyp-build', { paths: [dir] })) as (d: string) => Binding;
-    return gypBuild(dir);
-  } catch {
-    return undefined;
-  }
-}
-
 export class WriteBehind {
   private constructor(
-    private readonly binding: Binding,
+    private readonly binding: KangarooBinding,
     private readonly thread: Buffer,
   ) {}
 
@@ -50,7 +31,7 @@ export class WriteBehind {
    */
   static attach(fuse: Fuse, sink: BlockSink): WriteBehind | undefined {
     const binding = loadBinding();
-    const thread = (fuse as unknown as { _thread: Buffer | null })._thread;
+    const thread = bindingThread(fuse);
     if (!binding?.kangaroo_wb_attach || !thread) return undefined;
     const wb = new WriteBehind(binding, thread);
     binding.kangaroo_wb_attach(thread, (list) => {

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
@@ -85,6 +86,27 @@ describe('write-behind', () => {
       for (const name of ['dd4k.bin', 'dd1m.bin', 'odd.bin']) expect(got(name), name).toBe(sha256(want));
       expect(got('mixed.bin')).toBe(sha256(fs.readFileSync(path.join(dir, 'mixed.expected'))));
       for (const name of ['a.bin', 'b.bin']) expect(got(name), name).toBe(sha256(want.subarray(0, 8 * 1024 * 1024)));
+    });
+  }
+
+  // native/big-writes.c: on libfuse's own channel the kernel cut each of these writes into
+  // eight 128 KiB requests and waited for the answer to each before sending the next.
+  for (const mode of ['behind', 'off'] as const) {
+    it(`a program's 1 MiB writes reach the mount as one request each (${mode === 'behind' ? 'write-behind' : '--no-write-behind'}), and arrive intact`, async () => {
+      const [major, minor] = os.release().split('.').map(Number);
+      expect(major! > 4 || (major === 4 && minor! >= 20), `kernel ${os.release()} predates FUSE_MAX_PAGES (4.20)`).toBe(true);
+      const dir = await tempDir();
+      const dest = await startRelay(dir, 'dest', { export: true });
+      const mount = await startMount(dir, 'mnt', { relay: dest.address, extra: mode === 'off' ? ['--no-write-behind'] : [] });
+      const input = path.join(dir, 'input.bin');
+      fs.writeFileSync(input, crypto.randomBytes(16 * 1024 * 1024));
+      const remote = path.join(mount.mountpoint, 'kangaroo', dest.address);
+      const r = await sh(`dd if="${input}" of="${remote}/big.bin" bs=1M status=none`);
+      expect(r.code, r.stderr + mount.log()).toBe(0);
+      const u = await unmountAndCheck(mount, true);
+      expect(u.code, u.stderr + mount.log()).toBe(0);
+      expect(mount.log()).toContain('write requests from the kernel: 16 (16.0 MiB, largest 1.0 MiB)');
+      expect(sha256(fs.readFileSync(path.join(dest.exportDir!, 'big.bin')))).toBe(sha256(fs.readFileSync(input)));
     });
   }
 

@@ -27,7 +27,7 @@ function packageCopy(dir: string, withDist: boolean): string {
   fs.mkdirSync(path.join(pkg, 'scripts'), { recursive: true });
   fs.mkdirSync(path.join(pkg, 'native'));
   fs.copyFileSync(path.join(ROOT, 'scripts', 'build-native.cjs'), path.join(pkg, 'scripts', 'build-native.cjs'));
-  for (const f of ['Makefile', 'kangaroo-preload.c', 'fuse-native-patches.cjs']) fs.copyFileSync(path.join(ROOT, 'native', f), path.join(pkg, 'native', f));
+  for (const f of ['Makefile', 'kangaroo-preload.c', 'fuse-native-patches.cjs', 'write-behind.c', 'big-writes.c']) fs.copyFileSync(path.join(ROOT, 'native', f), path.join(pkg, 'native', f));
   if (withDist) {
     fs.cpSync(path.join(ROOT, 'dist'), path.join(pkg, 'dist'), { recursive: true });
     fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(pkg, 'package.json'));
@@ -106,7 +106,6 @@ describe('the allocator tuning module', () => {
     const dir = await tempDir();
     const pkg = packageCopy(dir, false);
     fs.copyFileSync(path.join(ROOT, 'native', 'malloc-tuning.c'), path.join(pkg, 'native', 'malloc-tuning.c'));
-    fs.copyFileSync(path.join(ROOT, 'native', 'write-behind.c'), path.join(pkg, 'native', 'write-behind.c'));
     const r = await run(process.execPath, [path.join(pkg, 'scripts', 'build-native.cjs')]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain('built the allocator tuning module');
