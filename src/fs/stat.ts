@@ -10,6 +10,13 @@ export function dirStat(mtime = new Date()): Stat {
   return { mtime, atime: mtime, ctime: mtime, size: 4096, mode: 0o40755, uid, gid, nlink: 2 };
 }
 
+/**
+ * The I/O size remote files advertise: the largest write request the mount takes
+ * (native/big-writes.c). Programs size their buffers by it (python's buffered files,
+ * cp, cat), so each of their writes is one request to the mount rather than several.
+ */
+export const REMOTE_BLKSIZE = 1024 * 1024;
+
 export function infoStat(info: FileInfo): Stat {
   if (info.kind === 'dir') return dirStat(new Date(info.mtimeMs));
   const t = new Date(info.mtimeMs);
@@ -23,7 +30,7 @@ export function infoStat(info: FileInfo): Stat {
     gid,
     nlink: 1,
     blocks: Math.ceil(info.size / 512),
-    blksize: 131072,
+    blksize: REMOTE_BLKSIZE,
   };
 }
 

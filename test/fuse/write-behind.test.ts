@@ -91,6 +91,7 @@ describe('write-behind', () => {
 
   // native/big-writes.c: on libfuse's own channel the kernel cut each of these writes into
   // eight 128 KiB requests and waited for the answer to each before sending the next.
+  // (dd's buffer is page-aligned: a 1 MiB write is 256 pages, one request.)
   for (const mode of ['behind', 'off'] as const) {
     it(`a program's 1 MiB writes reach the mount as one request each (${mode === 'behind' ? 'write-behind' : '--no-write-behind'}), and arrive intact`, async () => {
       const [major, minor] = os.release().split('.').map(Number);
@@ -109,6 +110,36 @@ describe('write-behind', () => {
       expect(sha256(fs.readFileSync(path.join(dest.exportDir!, 'big.bin')))).toBe(sha256(fs.readFileSync(input)));
     });
   }
+
+  // src/fs/stat.ts: python sizes a buffered file's buffer by st_blksize (128 KiB before)
+  it("remote files report a 1 MiB I/O size, so python's buffered 4 KiB writes reach the mount as 1 MiB requests", async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const mount = await startMount(dir, 'mnt', { relay: dest.address });
+    const target = path.join(mount.mountpoint, 'kangaroo', dest.address, 'small-writes.bin');
+    fs.writeFileSync(
+      path.join(dir, 'small-writes.py'),
+      `import os, sys
+f = open(sys.argv[1], 'wb')
+print(os.fstat(f.fileno()).st_blksize)
+for i in range(2048):
+    f.write(bytes([i % 251]) * 4096)
+f.close()
+`,
+    );
+    const r = await sh(`python3 "${dir}/small-writes.py" "${target}"`);
+    expect(r.code, r.stderr + mount.log()).toBe(0);
+    expect(r.stdout.trim()).toBe(String(1024 * 1024));
+    const u = await unmountAndCheck(mount, true);
+    expect(u.code, u.stderr + mount.log()).toBe(0);
+    // python's buffer is not page-aligned, so each 1 MiB write spans 257 pages and the kernel
+    // (256 at most per request) sends it in two: 16 requests; 128 KiB writes would be 64
+    const requests = /write requests from the kernel: (\d+) \(8\.0 MiB/.exec(mount.log());
+    expect(requests, mount.log()).not.toBeNull();
+    expect(Number(requests![1])).toBeLessThanOrEqual(16);
+    const want = Buffer.concat(Array.from({ length: 2048 }, (_, i) => Buffer.alloc(4096, i % 251)));
+    expect(sha256(fs.readFileSync(path.join(dest.exportDir!, 'small-writes.bin')))).toBe(sha256(want));
+  });
 
   it('a stopped first hop holds the writer back with a bounded amount in the mount; every byte arrives once it continues', async () => {
     const dir = await tempDir();
