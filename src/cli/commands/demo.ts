@@ -4,7 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Argv } from 'yargs';
 import { RelayClient } from '../../client/client.js';
-import { Relay } from '../../relay/relay.js';
 import { createLogger } from '../../util/log.js';
 import { formatBytes, parseBytes } from '../../util/units.js';
 import { Progress } from '../progress.js';
@@ -30,6 +29,7 @@ export function register(y: Argv): Argv {
       const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'kangaroo-demo-'));
       const log = createLogger('demo-relay', 'warn');
       const say = (s: string) => process.stdout.write(s + '\n');
+      const { Relay } = await import('../../relay/relay.js');
       const dest = await Relay.start({ listen: '127.0.0.1:0', spoolDir: path.join(dir, 'dest-spool'), exportDir: path.join(dir, 'export'), log });
       const hop = await Relay.start({ listen: '127.0.0.1:0', spoolDir: path.join(dir, 'hop-spool'), bwlimit: rate, log });
       say(`destination relay ${dest.name} exporting ${path.join(dir, 'export')}`);

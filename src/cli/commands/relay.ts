@@ -1,5 +1,4 @@
 import type { Argv } from 'yargs';
-import { Relay } from '../../relay/relay.js';
 import { createLogger, LogLevel } from '../../util/log.js';
 import { tuneMalloc } from '../../util/malloc-tuning.js';
 import { formatBytes, parseBytes, parseDuration } from '../../util/units.js';
@@ -39,6 +38,8 @@ export function register(y: Argv): Argv {
     async (argv) => {
   const log = createLogger('relay', argv['log-level'] as LogLevel);
   log.debug(tuneMalloc());
+  // loaded here: every other command (put, status, ...) starts faster without the relay's modules
+  const { Relay } = await import('../../relay/relay.js');
   const relay = await Relay.start({
     listen: argv.listen,
     name: argv.name,
