@@ -11,6 +11,9 @@ import { register as registerTransfer } from './commands/transfer.js';
 import { protectStdioArgs } from './defaults.js';
 import { reportError } from './run.js';
 
+/** A command line yargs refused (unknown command, missing argument): exit status 2. */
+class UsageError extends Error {}
+
 /** The `kangaroo` command: thin wrappers over the library, one module per group of commands. */
 const base = yargs(protectStdioArgs(hideBin(process.argv)))
   .scriptName('kangaroo')
@@ -29,20 +32,26 @@ let cli = base as unknown as Argv;
 for (const register of [registerRelay, registerTransfer, registerStatus, registerMount, registerRun, registerGns, registerDemo]) cli = register(cli);
 
 cli
-  .demandCommand(1, 'Name a command; see kangaroo --help.')
+  .demandCommand(1, 'Name a command.')
   .strict()
   .recommendCommands()
   .fail((msg, err) => {
-    if (err) {
-      reportError(err);
-    } else {
-      process.stderr.write(`kangaroo: ${msg}\n(see kangaroo --help)\n`);
-      process.exitCode = 2;
-    }
+    // thrown either way, so yargs stops here (it would otherwise run the command after a
+    // usage error) and the error is reported once, below
+    throw err ?? new UsageError(msg);
   })
   .help()
   .alias('h', 'help')
   .version()
-  .wrap(Math.min(110, base.terminalWidth()))
-  .parseAsync()
-  .catch(reportError);
+  .wrap(Math.min(110, base.terminalWidth()));
+
+// usage errors are thrown before parseAsync returns its promise, a command's later
+Promise.resolve()
+  .then(() => cli.parseAsync())
+  .catch((err: unknown) => {
+    if (!(err instanceof UsageError)) return reportError(err);
+    // yargs' suggestion for a mistyped command does not say what was wrong
+    const what = err.message.startsWith('Did you mean') ? `unknown command ${hideBin(process.argv)[0]}. ` : '';
+    process.stderr.write(`kangaroo: ${what}${err.message}\n(see kangaroo --help)\n`);
+    process.exitCode = 2;
+  });

@@ -105,8 +105,18 @@ describe('the kangaroo command line', () => {
     const badUrl = await kangaroo(['put', __filename, 'http://x/y', '--relay', '127.0.0.1:1']);
     expect(badUrl.stderr).toMatch(/BAD_ADDRESS/);
     const noCommand = await kangaroo([]);
-    expect(noCommand.code).not.toBe(0);
+    expect(noCommand.code).toBe(2);
     expect(noCommand.stderr).toContain('Name a command');
+    // a usage error stops there (the command does not run anyway), and every error is said once
+    const noSources = await kangaroo(['put', '--relay', '127.0.0.1:1']);
+    expect(noSources.code).toBe(2);
+    expect(noSources.stderr).toBe('kangaroo: Not enough non-option arguments: got 0, need at least 1\n(see kangaroo --help)\n');
+    const typo = await kangaroo(['stauts']);
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('unknown command stauts. Did you mean status?');
+    const missingSource = await kangaroo(['put', path.join(dir, 'nonexistent'), 'kangaroo://127.0.0.1:1/x', '--relay', '127.0.0.1:1']);
+    expect(missingSource.code).toBe(1);
+    expect(missingSource.stderr.match(/NOT_FOUND/g)).toHaveLength(1);
     const dest = await startRelay(dir, 'dest', { export: true });
     const escape = await kangaroo(['put', __filename, `kangaroo://${dest.address}/../../etc/x`, '--relay', dest.address]);
     expect(escape.code).not.toBe(0);
