@@ -50,6 +50,7 @@ export interface BenchResults {
     mbps: Series;
     vsDisk: Ratio;
     vsDiskFirstPass: Ratio;
+    vsTcpFile: Ratio;
     heldAtCommitBytes: Series;
     deliveryPendingAtCommitEveryRun: boolean;
     pushMs: Series;
@@ -134,6 +135,7 @@ export function formatReport(rec: BenchRecord): string {
     [`1  local disk: write ${s} in 1 MiB chunks + fsync`, rate(r.disk.median), base, '', '', ''],
     [`2  put ${s} via first hop --bwlimit ${c.bwlimit}, until commit`, rate(r.put.mbps.median), `disk ${rate(r.disk.median)}`, ...ratioCells(r.put.vsDisk)],
     ['   the same put, against the first disk pass', rate(r.put.mbps.median), `disk ${rate(r.diskFirstPass.median)}`, ...ratioCells(r.put.vsDiskFirstPass)],
+    ['   the same put, against a TCP copy into a file, fsync\'d', rate(r.put.mbps.median), `copy ${rate(r.tcpFile.median)}`, ...ratioCells(r.put.vsTcpFile)],
     [`3  TCP copy ${s} over loopback (node:net), discarded`, rate(r.tcp.median), base, '', '', ''],
     [`   TCP copy ${s} into a file at the far end, fsync'd`, rate(r.tcpFile.median), base, '', '', ''],
     ['   delivery from a first hop\'s spool (the mover alone)', rate(r.deliverySpooled.mbps.median), `copy ${rate(r.tcpFile.median)}`, ...ratioCells(r.deliverySpooled.vsTcpFile)],
@@ -152,6 +154,8 @@ export function formatReport(rec: BenchRecord): string {
     [`4b kangaroo put --unbatched of the ${c.bulkFiles} files, one command`, ops(sf.putUnbatchedOpsPerSecond.median), base, '', '', ''],
     ['   kangaroo put of the same files (bulk frames)', ops(sf.putBatchedOpsPerSecond.median), '--unbatched', ...ratioCells(sf.putBatchedVsUnbatched, 'x')],
     ['   the same, less a one-file put (start-up, commit)', '', '--unbatched, less', ...ratioCells(sf.putBatchedVsUnbatchedMarginal, 'x')],
+    [`   kangaroo put --unbatched, client ${c.bulkDelayMs} ms from its relay`, ops(sf.putUnbatchedDelayedOpsPerSecond.median), base, '', '', ''],
+    ['   kangaroo put (bulk frames), the same client', ops(sf.putBatchedDelayedOpsPerSecond.median), '--unbatched', ...ratioCells(sf.putBatchedVsUnbatchedDelayed, 'x')],
   );
   if (sf.mount) {
     rows.push(

@@ -84,8 +84,9 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     raw.bulkOffDelay.push(await step(`bulk over ${rtt}, no batching`, 120_000 + 4 * config.bulkFiles * config.bulkDelayMs * 2, bulk(false, config.bulkDelayMs), opsText));
     raw.bulkOnDelay.push(await step(`bulk over ${rtt}, batching`, 120_000, bulk(true, config.bulkDelayMs), opsText));
     raw.small.push(
-      await step(`small files: kangaroo put${config.mount ? ', cp -r into a mount' : ''}`, 300_000, (res) => smallFiles(cli, res, config.bulkFiles, config.bulkFileBytes, config.mount), (v) =>
-        `put ${Math.round(v.putBatched.opsPerSecond)} ops/s, --unbatched ${Math.round(v.putUnbatched.opsPerSecond)}` +
+      await step(`small files: kangaroo put${config.mount ? ', cp -r into a mount' : ''}`, 300_000 + 4 * config.bulkFiles * config.bulkDelayMs * 2, (res) => smallFiles(cli, res, config.bulkFiles, config.bulkFileBytes, config.mount, config.bulkDelayMs), (v) =>
+        `put ${Math.round(v.putBatched.opsPerSecond)} ops/s, --unbatched ${Math.round(v.putUnbatched.opsPerSecond)}; ` +
+        `${2 * v.delayMs} ms round trips: put ${Math.round(v.putBatchedDelayed.opsPerSecond)}, --unbatched ${Math.round(v.putUnbatchedDelayed.opsPerSecond)}` +
         (v.mount ? `; cp -r into the mount ${Math.round(v.mount.filesPerSecond)} files/s` : ''),
       ),
     );
@@ -124,7 +125,11 @@ async function measure(config: BenchConfig, cli: string): Promise<BenchResults> 
     diskFirstPass: series('MB/s', raw.disk.map((r) => r.firstPassMbps)),
     put: {
       mbps: series('MB/s', put),
-      vsDisk: ratio('put until commit (throttled first hop)', 'local disk write + fsync', put, disk, 0.6),
+      // no target: the issue's 0.6 of local disk is for a burst through the mount (6 and the
+      // wide-area bursts); a put to a separate relay process pays a socket between two
+      // processes, the work of the TCP copy into an fsync'd file it is also shown against
+      vsDisk: ratio('put until commit (throttled first hop)', 'local disk write + fsync', put, disk, null),
+      vsTcpFile: ratio('put until commit (throttled first hop)', 'TCP copy to a file, fsync', put, tcpFile, null),
       vsDiskFirstPass: ratio('put until commit (throttled first hop)', 'local disk write + fsync, first pass', put, raw.disk.map((r) => r.firstPassMbps), null),
       heldAtCommitBytes: series('bytes', raw.put.map((r) => r.heldAtCommit)),
       deliveryPendingAtCommitEveryRun: raw.put.every((r) => r.deliveryPendingAtCommit),
