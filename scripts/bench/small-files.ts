@@ -117,6 +117,7 @@ async function putCommands(cli: string, res: Resources, src: { dir: string; name
     await put(relay, flags, src.names.slice(0, 10), `/warm-${label}/`);
     const oneFileMs = await put(relay, flags, src.names.slice(0, 1), `/one-${label}/`);
     const ms = await put(relay, flags, src.names, `/${label}/`);
+    // the command sends the files in the order given
     const deliveryMs = await delivered(hop, dest, `/${label}/${src.names[files - 1]}`, `/${label}`, src.names, fileBytes);
     return {
       ms,

@@ -45,7 +45,8 @@ cli
   .version()
   .wrap(Math.min(110, base.terminalWidth()));
 
-// usage errors are thrown before parseAsync returns its promise, a command's later
+// yargs throws a usage error before parseAsync returns its promise, and rejects that promise
+// with a failing command's error: the chain catches both
 Promise.resolve()
   .then(() => cli.parseAsync())
   .catch((err: unknown) => {

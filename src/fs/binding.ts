@@ -15,6 +15,9 @@ export interface KangarooBinding {
   kangaroo_write_requests?(thread: Buffer): [number, number, number] | undefined;
 }
 
+/** The largest write request a mount takes on the binding's channel (KBW_MAX_WRITE in native/big-writes.c). */
+export const MAX_WRITE_REQUEST = 1024 * 1024;
+
 let loaded: KangarooBinding | null | undefined;
 
 export function loadBinding(): KangarooBinding | undefined {

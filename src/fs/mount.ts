@@ -11,7 +11,7 @@ import { NameService } from '../gns/service.js';
 import { RelayStatus } from '../relay/status.js';
 import { Logger } from '../util/log.js';
 import { formatBytes } from '../util/units.js';
-import { bindingThread, loadBinding } from './binding.js';
+import { bindingThread, loadBinding, MAX_WRITE_REQUEST } from './binding.js';
 import { BlockCache } from './block-cache.js';
 import { EmbeddedRelay } from './embedded-relay.js';
 import { Operations } from './operations.js';
@@ -111,7 +111,7 @@ export class KangarooMount {
       // it to 128 KiB on its own channel.
       // auto_cache: at each open libfuse compares the file's size and time with what the kernel
       // cached, and keeps the page cache when they match (a re-read is then memory speed).
-      fsname: `kangaroo,big_writes,max_write=1048576,max_read=131072,auto_cache${perFile ? '' : ',direct_io'}`,
+      fsname: `kangaroo,big_writes,max_write=${MAX_WRITE_REQUEST},max_read=131072,auto_cache${perFile ? '' : ',direct_io'}`,
       autoCache: true,
     });
     await new Promise<void>((resolve, reject) => this.fuse.mount((err) => (err ? reject(KangarooError.from(err, `cannot mount ${this.mountpoint}`)) : resolve())));

@@ -1,6 +1,7 @@
 import type { Stat } from 'fuse-native';
 import fs from 'node:fs';
 import { FileInfo } from '../protocol/messages.js';
+import { MAX_WRITE_REQUEST } from './binding.js';
 
 /** Stat records in the shape fuse-native wants. Files belong to the user running the mount. */
 const uid = process.getuid?.() ?? 0;
@@ -11,11 +12,11 @@ export function dirStat(mtime = new Date()): Stat {
 }
 
 /**
- * The I/O size remote files advertise: the largest write request the mount takes
- * (native/big-writes.c). Programs size their buffers by it (python's buffered files,
- * cp, cat), so each of their writes is one request to the mount rather than several.
+ * The I/O size remote files advertise: the largest write request the mount takes.
+ * Programs size their buffers by it (python's buffered files, cp, cat), so each of
+ * their writes is one request to the mount rather than several.
  */
-export const REMOTE_BLKSIZE = 1024 * 1024;
+export const REMOTE_BLKSIZE = MAX_WRITE_REQUEST;
 
 export function infoStat(info: FileInfo): Stat {
   if (info.kind === 'dir') return dirStat(new Date(info.mtimeMs));
