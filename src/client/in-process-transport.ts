@@ -1,7 +1,7 @@
 import { decodeFrame, encodeFrameBuffer, Frame } from '../protocol/frame.js';
 import { Message, OrderedOp, PutOp } from '../protocol/messages.js';
 import { crc32 } from '../util/crc32.js';
-import { once } from '../util/once.js';
+import { PUT_BUFFER_BYTES, PUT_BUFFER_MIN, takePutBuffer } from '../util/put-buffers.js';
 import { FrameTransport, TransportEvents } from './transport.js';
 
 /**
@@ -160,36 +160,20 @@ function handOver(id: number, msg: Message): { frame: Frame; bytes: number } {
 }
 
 /**
- * Copies of large puts come from a pool and go back once the spool has written
- * them (PutOp.recycle). A fresh buffer for every MiB a program writes made V8
- * collect garbage over and over (a major GC for every 64 MiB of new buffers):
- * that cost as much CPU as the copy itself. Small puts get plain copies.
- */
-const POOLED_BYTES = 1024 * 1024;
-const POOLED_MIN = 256 * 1024;
-/** Enough for what the spool lets wait for its disk and a connection's queue; more are collected. */
-const POOL_MAX = 48;
-const pool: Buffer[] = [];
-
-/**
  * A put's data enters the system here: a copy the relay may keep (the sender
  * reuses its buffer), with the checksum a socket's encoder would have taken.
  */
 function entering(op: PutOp): PutOp {
   const n = op.data.length;
-  const pooled = n >= POOLED_MIN && n <= POOLED_BYTES ? (pool.pop() ?? Buffer.allocUnsafeSlow(POOLED_BYTES)) : undefined;
+  // large copies come from the put buffers (see put-buffers.ts: fresh ones cost as much in GC as the copy)
+  const pooled = n >= PUT_BUFFER_MIN && n <= PUT_BUFFER_BYTES ? takePutBuffer() : undefined;
   let data: Buffer;
   if (pooled) {
-    op.data.copy(pooled);
-    data = pooled.subarray(0, n);
+    op.data.copy(pooled.buffer);
+    data = pooled.buffer.subarray(0, n);
   } else {
     data = Buffer.from(op.data);
   }
   const crc = crc32(data);
-  const recycle =
-    pooled &&
-    once(() => {
-      if (pool.length < POOL_MAX) pool.push(pooled);
-    });
-  return { ...op, data, sum: op.sum ?? crc, dataCrc: crc, recycle };
+  return { ...op, data, sum: op.sum ?? crc, dataCrc: crc, recycle: pooled?.recycle };
 }

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { KangarooError } from '../errors.js';
 import { encodeFrame, Frame, FrameDecoder } from '../protocol/frame.js';
 import { Message } from '../protocol/messages.js';
+import { readIntoBuffers } from './socket-reads.js';
 
 /**
  * What carries frames between a client and a relay. Both ends speak frames (an
@@ -55,13 +56,17 @@ export class SocketTransport implements FrameTransport {
   listen(events: TransportEvents): void {
     const decoder = new FrameDecoder((f) => events.frame(f), this.maxFrame);
     let failure: Error | undefined;
-    this.socket.on('data', (chunk: Buffer) => {
+    const take = (bytes: () => void) => {
       try {
-        decoder.push(chunk);
+        bytes();
       } catch (err) {
         events.malformed(KangarooError.from(err));
       }
-    });
+    };
+    // large frames are read straight into their own buffers where Node allows it (socket-reads.ts)
+    const direct = readIntoBuffers(this.socket, () => decoder.readBuffer(), (n) => take(() => decoder.received(n)));
+    if (direct) this.socket.resume();
+    else this.socket.on('data', (chunk: Buffer) => take(() => decoder.push(chunk)));
     this.socket.on('drain', () => events.drain());
     this.socket.on('error', (err) => (failure ??= err));
     this.socket.on('close', () => events.close(failure));

@@ -257,8 +257,13 @@ export class Relay {
     if (clean.type === 'rename') clean.to = normalizePath(clean.to);
     if (this.isOwnHost(host)) {
       if (!this.exportRoot) throw new KangarooError('NO_EXPORT', `relay ${this.name} exports no directory (start it with --export DIR)`);
-      if (clientId && op.seq > 0) return this.applyOnce(this.exportRoot, clean, clientId, op.seq);
-      await this.exportRoot.apply(clean);
+      try {
+        if (clientId && op.seq > 0) await this.applyOnce(this.exportRoot, clean, clientId, op.seq);
+        else await this.exportRoot.apply(clean);
+      } finally {
+        // the data is in the file (or refused): a pooled buffer can take the next put
+        if (clean.type === 'put') clean.recycle?.();
+      }
       return;
     }
     if (clean.type === 'put' && !putIntact(clean)) {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { KangarooError } from '../../src/errors.js';
 import { decodeFrame, encodeFrame, encodeFrameBuffer, Frame, FrameDecoder } from '../../src/protocol/frame.js';
-import { Message, MessageType, OPCODES } from '../../src/protocol/messages.js';
+import { Message, MessageType, OPCODES, PutOp } from '../../src/protocol/messages.js';
+import { pooledPutBuffers, PUT_BUFFER_BYTES } from '../../src/util/put-buffers.js';
 import { fuzzSeed, makeRng, mutate, randomChunks, rawFrame, refit } from '../helpers/fuzz.js';
 import { SAMPLES } from '../helpers/protocol-samples.js';
 
@@ -122,6 +123,69 @@ describe('every message type', () => {
       const want = plain(picked.map((c) => ({ id: c.id, msg: c.msg })));
       expect(feed(randomChunks(rng, stream)), `seed ${seed} round ${round}`).toEqual(want);
     }
+  });
+});
+
+/**
+ * Large frames are read into buffers of their own: a put of up to 1 MiB into a put
+ * buffer the relay gives back once the data is written (PutOp.recycle), so a stream
+ * of puts reuses a few buffers instead of leaving one to the collector per MiB.
+ */
+describe('put buffers', () => {
+  const bigPut = (fill: number, bytes = 1024 * 1024): Message => ({ type: 'put', seq: 9, host: 'far:1', path: '/f', offset: 0, data: Buffer.alloc(bytes, fill) });
+  const socketChunks = (b: Buffer) => Array.from({ length: Math.ceil(b.length / 65536) }, (_, i) => b.subarray(i * 65536, (i + 1) * 65536));
+
+  it('a 1 MiB put arriving in 64 KiB pieces lands in a put buffer, which its recycle gives to the next one', () => {
+    const out: Frame[] = [];
+    const d = new FrameDecoder((f) => out.push(f));
+    for (const c of socketChunks(encodeFrameBuffer(1, bigPut(1)))) d.push(c);
+    const first = out[0]!.msg as PutOp;
+    expect(first.data.equals(Buffer.alloc(1024 * 1024, 1))).toBe(true);
+    expect(first.data.buffer.byteLength).toBe(PUT_BUFFER_BYTES);
+    expect(first.dataCrc).toBe(first.sum);
+    const pooled = pooledPutBuffers();
+    first.recycle!();
+    first.recycle!(); // a second call changes nothing
+    expect(pooledPutBuffers()).toBe(pooled + 1);
+    for (const c of socketChunks(encodeFrameBuffer(2, bigPut(2)))) d.push(c);
+    const second = out[1]!.msg as PutOp;
+    expect(second.data.buffer).toBe(first.data.buffer);
+    expect(second.data.every((b) => b === 2)).toBe(true);
+    expect(pooledPutBuffers()).toBe(pooled);
+  });
+
+  it('frames that are not a single put of up to 1 MiB get no recycle (their data may be shared or larger)', () => {
+    const out: Frame[] = [];
+    const d = new FrameDecoder((f) => out.push(f));
+    const bulk: Message = { type: 'bulk', ops: [bigPut(3, 300 * 1024) as PutOp, bigPut(4, 300 * 1024) as PutOp] };
+    for (const msg of [bulk, bigPut(5, 2 * 1024 * 1024), { type: 'data', data: Buffer.alloc(512 * 1024, 6) } as Message, bigPut(7, 100 * 1024)]) {
+      for (const c of socketChunks(encodeFrameBuffer(1, msg))) d.push(c);
+    }
+    expect(out.map((f) => f.msg.type)).toEqual(['bulk', 'put', 'data', 'put']);
+    for (const op of (out[0]!.msg as Extract<Message, { type: 'bulk' }>).ops) expect((op as PutOp).recycle).toBeUndefined();
+    expect((out[1]!.msg as PutOp).recycle).toBeUndefined();
+    expect((out[3]!.msg as PutOp).recycle).toBeUndefined();
+    expect((out[1]!.msg as PutOp).data.every((b) => b === 5)).toBe(true);
+  });
+
+  it('readBuffer and received: a large frame is read in place, to its last byte and no further', () => {
+    const out: Frame[] = [];
+    const d = new FrameDecoder((f) => out.push(f));
+    const stream = Buffer.concat([encodeFrameBuffer(1, bigPut(8)), encodeFrameBuffer(2, { type: 'commit' })]);
+    let at = 0;
+    const offered: number[] = [];
+    while (at < stream.length) {
+      const into = d.readBuffer();
+      offered.push(into.length);
+      const n = stream.copy(into, 0, at, at + Math.min(into.length, 256 * 1024));
+      at += n;
+      d.received(n);
+    }
+    expect(out.map((f) => f.msg.type)).toEqual(['put', 'commit']);
+    // the scratch buffer first, then exactly what is left of the put's frame
+    const frame = stream.length - encodeFrameBuffer(2, { type: 'commit' }).length;
+    expect(offered[1]).toBe(frame - offered[0]!);
+    expect(d.pending).toBe(0);
   });
 });
 
