@@ -109,7 +109,8 @@ export interface BenchRecord {
 
 const rate = (v: number) => `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} MB/s`;
 const ops = (v: number) => `${Math.round(v).toLocaleString('en-US')} ops/s`;
-const num = (v: number) => (v >= 10 ? v.toFixed(1) : v.toFixed(2));
+// two significant digits below 0.1, so a small ratio does not print as 0.00
+const num = (v: number) => (v >= 10 ? v.toFixed(1) : v >= 0.1 || v === 0 ? v.toFixed(2) : v.toPrecision(2));
 const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 
 function ratioCells(r: Ratio, suffix = ''): [string, string, string] {
@@ -160,7 +161,7 @@ export function formatReport(rec: BenchRecord): string {
   if (sf.mount) {
     rows.push(
       [`   cp -r of the ${c.bulkFiles} files into MOUNT/kangaroo/DEST`, ops(sf.mount.opsPerSecond.median), 'kangaroo put', ...ratioCells(sf.mount.vsPutBatched, 'x')],
-      ['   the same, against cp -r to a local directory', `${Math.round(sf.mount.filesPerSecond.median)} files/s`, 'local cp -r', ...ratioCells(sf.mount.vsLocalCp, 'x')],
+      ['   the same, against cp -r to a local directory', `${Math.round(sf.mount.filesPerSecond.median)} files/s`, `local ${Math.round(sf.mount.localFilesPerSecond.median)} files/s`, ...ratioCells(sf.mount.vsLocalCp, 'x')],
     );
   }
   const pl = r.pipeline;

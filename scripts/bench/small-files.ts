@@ -191,6 +191,7 @@ export interface SmallFilesSummary {
   mount: {
     filesPerSecond: Series;
     opsPerSecond: Series;
+    localFilesPerSecond: Series;
     vsLocalCp: Ratio;
     vsPutBatched: Ratio;
     batchingSwitch: boolean;
@@ -232,6 +233,7 @@ export function smallFilesSummary(runs: SmallFilesRun[]): SmallFilesSummary {
         : {
             filesPerSecond: series('files/s', m((x) => x.filesPerSecond)),
             opsPerSecond: series('ops/s', m((x) => x.opsPerSecond)),
+            localFilesPerSecond: series('files/s', m((x) => x.localFilesPerSecond)),
             vsLocalCp: ratio('cp -r of small files into MOUNT/kangaroo/DEST', 'cp -r to a local directory', m((x) => x.filesPerSecond), m((x) => x.localFilesPerSecond), null),
             vsPutBatched: ratio('cp -r into the mount', 'kangaroo put of the same files', m((x) => x.opsPerSecond), mounted.map((r) => r.putBatched.opsPerSecond), null),
             batchingSwitch: mounted.every((r) => r.mount!.batchingSwitch),
