@@ -1,7 +1,7 @@
 import { decodeFrame, encodeFrameBuffer, Frame } from '../protocol/frame.js';
 import { Message, OrderedOp, PutOp } from '../protocol/messages.js';
 import { crc32 } from '../util/crc32.js';
-import { PUT_BUFFER_BYTES, PUT_BUFFER_MIN, takePutBuffer } from '../util/put-buffers.js';
+import { fitsPutBuffer, takePutBuffer } from '../util/put-buffers.js';
 import { FrameTransport, TransportEvents } from './transport.js';
 
 /**
@@ -166,7 +166,7 @@ function handOver(id: number, msg: Message): { frame: Frame; bytes: number } {
 function entering(op: PutOp): PutOp {
   const n = op.data.length;
   // large copies come from the put buffers (see put-buffers.ts: fresh ones cost as much in GC as the copy)
-  const pooled = n >= PUT_BUFFER_MIN && n <= PUT_BUFFER_BYTES ? takePutBuffer() : undefined;
+  const pooled = fitsPutBuffer(n) ? takePutBuffer() : undefined;
   let data: Buffer;
   if (pooled) {
     op.data.copy(pooled.buffer);

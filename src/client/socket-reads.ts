@@ -14,10 +14,10 @@ import net from 'node:net';
  *
  * `next` gives the buffer for the next read (never empty); `received` is told how
  * many bytes went into it. Bytes the socket read before the switch come first,
- * through `received` too. Pausing the socket stops reading from the kernel, so a
+ * as chunks given to `early`. Pausing the socket stops reading from the kernel, so a
  * paused reader holds back its peer as with 'data'.
  */
-export function readIntoBuffers(socket: net.Socket, next: () => Buffer, received: (n: number) => void): boolean {
+export function readIntoBuffers(socket: net.Socket, next: () => Buffer, received: (n: number) => void, early: (chunk: Buffer) => void): boolean {
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (b: Uint8Array) => void } })._handle;
   const symbols = Object.getOwnPropertySymbols(socket);
   const field = (name: string) => symbols.find((s) => s.description === name);
@@ -25,7 +25,7 @@ export function readIntoBuffers(socket: net.Socket, next: () => Buffer, received
   if (!handle?.useUserBuffer || !kBuffer || !kBufferGen || !kBufferCb) return false;
 
   // whatever the stream already holds was read the ordinary way
-  for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) feed(chunk, next, received);
+  for (let chunk: Buffer | null; (chunk = socket.read() as Buffer | null) !== null; ) early(chunk);
   const fields = socket as unknown as Record<symbol, unknown>;
   const first = next();
   fields[kBuffer] = first;
@@ -38,11 +38,3 @@ export function readIntoBuffers(socket: net.Socket, next: () => Buffer, received
   return true;
 }
 
-/** Copies a chunk read the ordinary way into the buffers `next` gives. */
-function feed(chunk: Buffer, next: () => Buffer, received: (n: number) => void): void {
-  for (let at = 0; at < chunk.length; ) {
-    const n = chunk.copy(next(), 0, at);
-    at += n;
-    received(n);
-  }
-}

@@ -64,9 +64,10 @@ export class SocketTransport implements FrameTransport {
       }
     };
     // large frames are read straight into their own buffers where Node allows it (socket-reads.ts)
-    const direct = readIntoBuffers(this.socket, () => decoder.readBuffer(), (n) => take(() => decoder.received(n)));
+    const push = (chunk: Buffer) => take(() => decoder.push(chunk));
+    const direct = readIntoBuffers(this.socket, () => decoder.readBuffer(), (n) => take(() => decoder.received(n)), push);
     if (direct) this.socket.resume();
-    else this.socket.on('data', (chunk: Buffer) => take(() => decoder.push(chunk)));
+    else this.socket.on('data', push);
     this.socket.on('drain', () => events.drain());
     this.socket.on('error', (err) => (failure ??= err));
     this.socket.on('close', () => events.close(failure));

@@ -1,6 +1,6 @@
 import { KangarooError } from '../errors.js';
 import { COMBINE_MIN_BYTES, crc32, crc32Combine } from '../util/crc32.js';
-import { PUT_BUFFER_BYTES, PUT_BUFFER_MIN, takePutBuffer } from '../util/put-buffers.js';
+import { fitsPutBuffer, takePutBuffer } from '../util/put-buffers.js';
 import { Writer } from './codec.js';
 import { decodeBody, encodeBody, Message, messageTypeOf, OPCODES, PutOp } from './messages.js';
 
@@ -109,8 +109,8 @@ export class FrameDecoder {
   push(chunk: Buffer): void {
     let at = 0;
     while (at < chunk.length) {
-      const into = this.readBuffer();
-      const n = chunk.copy(into, 0, at, at + Math.min(into.length, chunk.length - at));
+      // copy stops at the end of the buffer given (the frame's last byte, or the scratch buffer's)
+      const n = chunk.copy(this.readBuffer(), 0, at);
       at += n;
       this.received(n);
     }
@@ -136,7 +136,7 @@ export class FrameDecoder {
         continue;
       }
       if (have < FRAME_HEADER_BYTES) break;
-      const pooled = total >= PUT_BUFFER_MIN && total <= PUT_BUFFER_BYTES && scratch[this.start + 8] === OPCODES.put ? takePutBuffer() : undefined;
+      const pooled = fitsPutBuffer(total) && scratch[this.start + 8] === OPCODES.put ? takePutBuffer() : undefined;
       // the length was checked against maxFrame, the largest frame this peer may send
       const buffer = pooled ? pooled.buffer.subarray(0, total) : Buffer.allocUnsafe(total);
       scratch.copy(buffer, 0, this.start, this.end);

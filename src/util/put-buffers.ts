@@ -17,10 +17,15 @@ import { once } from './once.js';
 /** A whole put frame of 1 MiB of data: the data, and room for its header (host and path are up to 64 KiB each). */
 export const PUT_BUFFER_BYTES = 1024 * 1024 + 136 * 1024;
 /** Smaller puts are copied into buffers of their own size: the pool would waste most of a buffer on them. */
-export const PUT_BUFFER_MIN = 256 * 1024;
+const PUT_BUFFER_MIN = 256 * 1024;
 /** Enough for what the spool lets wait for its disk and a connection's queue; more are collected. */
 const POOL_MAX = 48;
 const pool: Buffer[] = [];
+
+/** Whether `n` bytes (a put's data, or a whole put frame) go into a put buffer. */
+export function fitsPutBuffer(n: number): boolean {
+  return n >= PUT_BUFFER_MIN && n <= PUT_BUFFER_BYTES;
+}
 
 /** A buffer of PUT_BUFFER_BYTES (old contents), and the call that gives it back. */
 export function takePutBuffer(): { buffer: Buffer; recycle: () => void } {
