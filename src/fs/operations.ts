@@ -80,10 +80,13 @@ export class Operations {
    * tell it. After a writer's close, the first reader's open found them changed and
    * dropped the pages, so the second read came from the relay again. A stat through
    * the mount lets libfuse see them now (the time no longer changes at delivery: see
-   * RemoteFiles.unstamped). The stat is answered by another FUSE thread while this
-   * close waits; it is bounded, so a busy mount does not hold the close. Files
-   * written with less than SHOW_ATTRIBUTES_BYTES skip it: re-reading those from the
-   * mount's block cache costs less than the stat costs every writer.
+   * RemoteFiles.unstamped). Files written with less than SHOW_ATTRIBUTES_BYTES skip
+   * it: re-reading those from the mount's block cache costs less than the stat costs.
+   *
+   * The close does not wait for the stat's answer (it took 3-27 ms of every large
+   * close while the embedded relay's mover kept the event loop busy). An open of the
+   * file waits for it instead (`shown`): libfuse looks at the pages only after our
+   * open handler returns, so it then sees the new size and time as before.
    *
    * The stat holds a thread of libuv's pool, blocked in the kernel until this process
    * answers it, and answering may itself need the pool (a name-service lookup reads
@@ -92,19 +95,32 @@ export class Operations {
    * at most one such stat is in flight (a close that finds one running skips its own:
    * the cache is an optimisation), and none at all with a pool of one thread.
    */
-  private async showAttributes(p: string): Promise<void> {
-    if (this.showingAttributes || POOL_THREADS < 2) return;
-    this.showingAttributes = true;
+  private showAttributes(p: string): void {
+    if (this.showing || POOL_THREADS < 2) return;
+    const answered = fsp.stat(path.join(this.ctx.mountpoint, p)).then(
+      () => undefined,
+      () => undefined,
+    );
+    const showing = { path: p, answered };
+    this.showing = showing;
+    // cleared when the stat itself is answered, whoever waited for it
+    void answered.then(() => {
+      if (this.showing === showing) this.showing = undefined;
+    });
+  }
+
+  /** Before an open of `p` answers: the stat its writer's close started, bounded to 1 s (a busy mount does not hold the open). */
+  private async shown(p: string): Promise<void> {
+    const s = this.showing;
+    if (s?.path !== p) return;
     let timer: NodeJS.Timeout | undefined;
-    const stat = fsp.stat(path.join(this.ctx.mountpoint, p)).catch(() => undefined);
-    // the flag stays set until the stat itself is answered, not just the close's wait for it
-    void stat.then(() => (this.showingAttributes = false));
     const bound = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)));
-    await Promise.race([stat, bound]);
+    await Promise.race([s.answered, bound]);
     clearTimeout(timer);
   }
 
-  private showingAttributes = false;
+  /** The stat showAttributes has in flight, and the path it is for. */
+  private showing: { path: string; answered: Promise<void> } | undefined;
 
   /** Set once the binding writes behind (src/fs/write-behind.ts): remote files are opened with it. */
   private writeBehindBit = 0;
@@ -185,7 +201,12 @@ export class Operations {
       access: (p, _mode, cb) => this.run(`access ${p}`, async () => void (await this.stat(await r.resolve(p), p)), (e) => cb(e)),
       readdir: (p, cb) =>
         this.run(`readdir ${p}`, async () => this.readdir(await r.resolve(p), p), (err, v) => cb(err, v ?? [])),
-      open: (p, flags, cb) => this.run(`open ${p}`, async () => this.openTarget(await r.resolve(p), flags, false), cb),
+      open: (p, flags, cb) =>
+        this.run(`open ${p}`, async () => {
+          const fd = await this.openTarget(await r.resolve(p), flags, false);
+          await this.shown(p);
+          return fd;
+        }, cb),
       create: (p, mode, cb) => this.run(`create ${p}`, async () => this.openTarget(await r.resolve(p), fs.constants.O_RDWR | fs.constants.O_CREAT, true, mode), cb),
       read: (p, fd, buf, len, pos, cb) =>
         this.run(`read ${p}`, async () => {
@@ -222,7 +243,7 @@ export class Operations {
       flush: (p, fd, cb) =>
         this.run(`close ${p}`, async () => {
           const h = this.handle(fd);
-          if (h?.kind === 'remote' && (await h.h.commit()) >= SHOW_ATTRIBUTES_BYTES) await this.showAttributes(p);
+          if (h?.kind === 'remote' && (await h.h.commit()) >= SHOW_ATTRIBUTES_BYTES) this.showAttributes(p);
         }, (e) => cb(e)),
       fsync: (p, _datasync, fd, cb) =>
         this.run(`fsync ${p}`, async () => {
