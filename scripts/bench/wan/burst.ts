@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { Resources } from '../resources.js';
 import { median, MiB } from '../stats.js';
-import { run } from './exec.js';
+import { run, settleDisk } from './exec.js';
 import { Session } from './session.js';
 import { TrialResult, WRITER, startTrial } from './trial.js';
 
@@ -51,6 +51,7 @@ export async function burst(res: Resources, s: Session, sizes: number[], repeats
   for (const mib of sizes) {
     const file = path.join(local, 'burst.bin');
     const localRun = async (mode: 'burst' | 'burst-fsync') => {
+      await settleDisk();
       const l = await run('python3', [WRITER, mode, file, String(mib)], 600_000);
       if (l.code !== 0) throw new Error(`local write (${mode}): ${l.stderr}`);
       await run('rm', ['-f', file]);
@@ -67,6 +68,7 @@ export async function burst(res: Resources, s: Session, sizes: number[], repeats
       progress(`    local ${(localMs / 1000).toFixed(2)} s, with fsync ${(localFsyncMs / 1000).toFixed(2)} s;`);
       const r: BurstPoint['rounds'][number] = { localMs, localFsyncMs, responseMs: {}, turnaroundMs: {} };
       for (const a of s.approaches) {
+        await settleDisk();
         const t = await startTrial(res, a, { kind: 'burst', mib }, { programMs: 3 * floorMs + 60_000, deliveryMs: 3 * floorMs + 90_000 }).done;
         byApproach.set(a.key, [...(byApproach.get(a.key) ?? []), t]);
         r.responseMs[a.key] = t.program.ms;

@@ -1,5 +1,6 @@
 import { ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import { Resources } from '../resources.js';
 import { now } from '../stats.js';
 
@@ -31,6 +32,19 @@ export function run(cmd: string, args: string[], timeoutMs = 60_000, env?: NodeJ
       });
     });
   });
+}
+
+/**
+ * Writes out the local disk's dirty pages before a measurement. Staging and rclone
+ * leave tens of MiB in the page cache that the kernel writes back some 30 s later,
+ * in the middle of whichever run comes next; a program that fsyncs (kangaroo's
+ * close, the local write + fsync baseline) then queues behind another approach's
+ * writes. Only the file system holding the temporary directories (spools, caches,
+ * destinations) is synced: a plain sync would also reach the FUSE mounts, and one
+ * of them may be hanging on purpose (the link-cut fault).
+ */
+export async function settleDisk(): Promise<void> {
+  await run('sync', ['-f', os.tmpdir()], 300_000);
 }
 
 /** Runs a command that must succeed: throws with its stderr otherwise. */

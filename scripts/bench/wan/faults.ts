@@ -1,6 +1,6 @@
 import { withResources } from '../resources.js';
 import { now } from '../stats.js';
-import { sleep } from './exec.js';
+import { settleDisk, sleep } from './exec.js';
 import { openSession } from './session.js';
 import { TrialResult, startTrial } from './trial.js';
 
@@ -50,6 +50,7 @@ export async function faultRun(cli: string, kind: FaultKind, spec: FaultSpec, ra
         ? `destination servers SIGKILLed mid-transfer, restarted ${spec.downSeconds} s later`
         : `link cut silently (${s.link.cutMethod}) mid-transfer for ${spec.cutSeconds} s`;
     progress(`  fault: ${description} ... `);
+    await settleDisk();
     const t0 = now();
     const handles = s.approaches.map((a) => startTrial(res, a, { kind: 'burst', mib: spec.mib }, { programMs, deliveryMs }));
     // mid-transfer: every destination has some bytes (or 5 s have passed)

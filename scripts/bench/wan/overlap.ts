@@ -1,6 +1,6 @@
 import { Resources } from '../resources.js';
 import { MiB } from '../stats.js';
-import { run } from './exec.js';
+import { run, settleDisk } from './exec.js';
 import { Session } from './session.js';
 import { TrialResult, WRITER, startTrial } from './trial.js';
 
@@ -23,8 +23,13 @@ export interface OverlapPoint {
   rateMBps: number;
   /** The rate the link gives at this setting (nominal x efficiency measured at the start). */
   effectiveMBps: number;
-  /** The program's compute, as measured by the program writing to local disk in this run. */
+  /** The program's compute bursts, as measured by the program writing to local disk in this run. */
   cpuMs: number;
+  /**
+   * All the CPU time that run used (time.process_time): the bursts, and making and hashing
+   * its outputs, which the bursts leave out. Information beside the floor (absent in older records).
+   */
+  programCpuMs?: number;
   /** The same program writing to local disk, start to exit. */
   localMs: number;
   transferMs: number;
@@ -46,17 +51,19 @@ export async function overlap(res: Resources, s: Session, spec: OverlapSpec, pro
   try {
     for (const rate of spec.ratesMBps) {
       await s.link.setRate(rate);
+      await settleDisk();
       const l = await run('python3', [WRITER, 'overlap', local, String(spec.outputs), String(spec.mib), String(spec.cpuMs)], 600_000);
       if (l.code !== 0) throw new Error(`local overlap run: ${l.stderr}`);
       await run('sh', ['-c', `rm -f ${local}/out-*.bin`]);
-      const cpuMs = (JSON.parse(l.stdout.trim().split('\n').pop()!) as { cpuMs: number }).cpuMs;
+      const { cpuMs, processCpuMs: programCpuMs } = JSON.parse(l.stdout.trim().split('\n').pop()!) as { cpuMs: number; processCpuMs: number };
       const effectiveMBps = rate * s.efficiency;
       const transferMs = (bytes / (effectiveMBps * 1e6)) * 1000;
       const floorMs = Math.max(cpuMs, transferMs);
-      const point: OverlapPoint = { rateMBps: rate, effectiveMBps, cpuMs, localMs: l.ms, transferMs, floorMs, trials: [] };
+      const point: OverlapPoint = { rateMBps: rate, effectiveMBps, cpuMs, programCpuMs, localMs: l.ms, transferMs, floorMs, trials: [] };
       progress(`  overlap at ${rate} MB/s (CPU ${(cpuMs / 1000).toFixed(1)} s, transfer ${(transferMs / 1000).toFixed(1)} s):`);
       const budget = 3 * (cpuMs + transferMs) + 60_000;
       for (const a of s.approaches) {
+        await settleDisk();
         const t = await startTrial(res, a, { kind: 'overlap', outputs: spec.outputs, mib: spec.mib, cpuMs: spec.cpuMs }, { programMs: budget, deliveryMs: budget + 30_000 }).done;
         point.trials.push(t);
         progress(` ${a.key} ${t.turnaroundMs === null ? t.state : (t.turnaroundMs / 1000).toFixed(1)} s`);

@@ -81,7 +81,8 @@ export function formatWan(rec: WanRecord): string {
     const o = rec.overlapSpec;
     const rows = [[`overlap: ${o.outputs} x (${o.cpuMs} ms CPU, ${o.mib} MiB out)`, 'approach', 'response', 'turnaround', 'from program start', 'vs max(CPU, transfer)', 'destination']];
     for (const p of rec.overlap) {
-      rows.push([`${p.rateMBps} MB/s (CPU ${s(p.cpuMs)}, transfer ${s(p.transferMs)})`, '', '', '', '', '', '']);
+      const whole = p.programCpuMs === undefined ? '' : `, all its CPU ${s(p.programCpuMs)}`;
+      rows.push([`${p.rateMBps} MB/s (CPU ${s(p.cpuMs)}${whole}, transfer ${s(p.transferMs)})`, '', '', '', '', '', '']);
       for (const t of p.trials) {
         const fromStart = t.turnaroundMs === null ? null : t.turnaroundMs - (t.program.startedMs ?? 0);
         rows.push(['', label(t.approach), s(t.program.ms), s(t.turnaroundMs), s(fromStart), x(fromStart === null ? null : fromStart / p.floorMs), t.state]);
