@@ -3,7 +3,7 @@ import { Resources } from '../resources.js';
 import { median, MiB } from '../stats.js';
 import { run, settleDisk } from './exec.js';
 import { Session } from './session.js';
-import { TrialResult, WRITER, startTrial } from './trial.js';
+import { TrialResult, WRITER, busy, startTrial } from './trial.js';
 
 /**
  * The paper's figures 10 and 11: a program writes N MB as fast as it can, and
@@ -73,7 +73,7 @@ export async function burst(res: Resources, s: Session, sizes: number[], repeats
         byApproach.set(a.key, [...(byApproach.get(a.key) ?? []), t]);
         r.responseMs[a.key] = t.program.ms;
         r.turnaroundMs[a.key] = t.turnaroundMs;
-        progress(` ${a.key} ${(t.program.ms / 1000).toFixed(1)}/${t.turnaroundMs === null ? t.state : (t.turnaroundMs / 1000).toFixed(1)} s`);
+        progress(` ${a.key} ${(t.program.ms / 1000).toFixed(1)}/${t.turnaroundMs === null ? t.state : (t.turnaroundMs / 1000).toFixed(1)} s${busy(t)}`);
       }
       progress('\n');
       rounds.push(r);

@@ -2,7 +2,7 @@ import { Resources } from '../resources.js';
 import { MiB } from '../stats.js';
 import { run, settleDisk } from './exec.js';
 import { Session } from './session.js';
-import { TrialResult, WRITER, startTrial } from './trial.js';
+import { TrialResult, WRITER, busy, startTrial } from './trial.js';
 
 /**
  * The paper's figures 12 and 13: a program that alternates compute (a busy loop)
@@ -66,7 +66,7 @@ export async function overlap(res: Resources, s: Session, spec: OverlapSpec, pro
         await settleDisk();
         const t = await startTrial(res, a, { kind: 'overlap', outputs: spec.outputs, mib: spec.mib, cpuMs: spec.cpuMs }, { programMs: budget, deliveryMs: budget + 30_000 }).done;
         point.trials.push(t);
-        progress(` ${a.key} ${t.turnaroundMs === null ? t.state : (t.turnaroundMs / 1000).toFixed(1)} s`);
+        progress(` ${a.key} ${t.turnaroundMs === null ? t.state : (t.turnaroundMs / 1000).toFixed(1)} s${busy(t)}`);
       }
       progress('\n');
       points.push(point);

@@ -74,11 +74,6 @@ export function checkTargets(burst: BurstPoint[], overlap: OverlapPoint[], appro
     out.push({ target: 'c', point, what: 'turnaround from program start / max(CPU, transfer)', value: turn, bound: OVERLAP_TURNAROUND_MAX, good: 'atMost', verdict: judge(turn, OVERLAP_TURNAROUND_MAX, 'atMost') });
     const spawn = t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs;
     out.push({ target: 'c', point, what: 'turnaround from spawn / max(CPU, transfer) (information)', value: spawn, bound: OVERLAP_TURNAROUND_MAX, good: 'atMost', verdict: spawn === null ? '-' : 'info' });
-    if (p.programCpuMs !== undefined) {
-      // the bursts leave out the CPU the program spends making and hashing its outputs
-      const whole = fromStart(t) === null ? null : fromStart(t)! / Math.max(p.programCpuMs, p.transferMs);
-      out.push({ target: 'c', point, what: "turnaround from program start / max(program's whole CPU, transfer) (information)", value: whole, bound: OVERLAP_TURNAROUND_MAX, good: 'atMost', verdict: whole === null ? '-' : 'info' });
-    }
     for (const other of ['staging', 'rclone']) {
       const o = p.trials.find((x) => x.approach === other);
       if (!o) continue;

@@ -32,6 +32,14 @@ export interface ProgramOutcome {
   fileTimes: { name: string; t: Record<string, number> }[];
   /** When the program's own clock started, ms after the trial's start (interpreter start-up); null if it did not say. */
   startedMs: number | null;
+  /** All the CPU time the program used (its compute, and making and hashing its output); 0 if it did not say. */
+  processCpuMs: number;
+  /**
+   * Share of all cores busy (not idle or waiting on I/O) from the program's spawn to its
+   * exit, everything on the machine counted: how much the program, the approach's own
+   * processes and anything else competed for the CPU.
+   */
+  machineBusy: number | null;
 }
 
 export type FileState = 'complete' | 'truncated' | 'wrong content' | 'missing';
@@ -80,6 +88,11 @@ interface Expected {
 function expectedFiles(w: Workload): Expected[] {
   if (w.kind === 'burst') return [{ name: 'burst.bin', bytes: w.mib * MiB, sha256: expectedSha256(burstTag, w.mib) }];
   return Array.from({ length: w.outputs }, (_, k) => ({ name: overlapName(k), bytes: w.mib * MiB, sha256: expectedSha256(overlapTag(k), w.mib) }));
+}
+
+/** For progress lines: the machine's busy share while the program ran. */
+export function busy(t: TrialResult): string {
+  return t.program.machineBusy === null ? '' : ` (CPU ${Math.round(t.program.machineBusy * 100)}%)`;
 }
 
 /** Starts the program; the destination is watched until `deliveryDeadlineMs` after the start. */
@@ -132,6 +145,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
       w.kind === 'burst'
         ? ['burst', path.join(a.writeDir, runDir, 'burst.bin'), String(w.mib)]
         : ['overlap', path.join(a.writeDir, runDir), String(w.outputs), String(w.mib), String(w.cpuMs)];
+    const cpuAtStart = cpuTimes();
     t0 = now();
     wallT0 = Date.now();
     const p = start(res, `program (${a.key})`, 'python3', [WRITER, ...args]);
@@ -162,7 +176,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
     await Promise.race([exit, new Promise<void>((r) => (timer = setTimeout(r, deadlines.programMs)))]);
     clearTimeout(timer);
     programEnd = now();
-    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0, wallT0);
+    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0, wallT0, busyShare(cpuAtStart, cpuTimes()));
     if (program.status === 'hang') p.child.kill('SIGKILL');
     let copy: TrialResult['copy'] = null;
     if (a.afterProgram && program.status === 'ok') {
@@ -184,9 +198,26 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
   return { destBytes: () => destBytes, done };
 }
 
-function outcome(code: number | null, exited: boolean, output: string, ms: number, wallT0: number): ProgramOutcome {
+/** The machine's CPU counters (/proc/stat's first line, in ticks): busy and all; undefined where there is no /proc. */
+function cpuTimes(): { busy: number; all: number } | undefined {
+  try {
+    const ticks = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const all = ticks.reduce((a, b) => a + b, 0);
+    // idle and iowait are the 4th and 5th
+    return { busy: all - (ticks[3] ?? 0) - (ticks[4] ?? 0), all };
+  } catch {
+    return undefined;
+  }
+}
+
+function busyShare(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>): number | null {
+  if (!a || !b || b.all === a.all) return null;
+  return (b.busy - a.busy) / (b.all - a.all);
+}
+
+function outcome(code: number | null, exited: boolean, output: string, ms: number, wallT0: number, machineBusy: number | null): ProgramOutcome {
   const line = output.trim().split('\n').reverse().find((l) => l.startsWith('{'));
-  let parsed: { error?: string; cpuMs?: number; epochMs?: number; files?: { name: string; t?: Record<string, number> }[] } = {};
+  let parsed: { error?: string; cpuMs?: number; processCpuMs?: number; epochMs?: number; files?: { name: string; t?: Record<string, number> }[] } = {};
   try {
     if (line) parsed = JSON.parse(line) as typeof parsed;
   } catch {
@@ -194,7 +225,7 @@ function outcome(code: number | null, exited: boolean, output: string, ms: numbe
   }
   const fileTimes = (parsed.files ?? []).map((f) => ({ name: f.name, t: f.t ?? {} }));
   const startedMs = parsed.epochMs !== undefined ? Math.round((parsed.epochMs - wallT0) * 10) / 10 : null;
-  const base = { ms, cpuMs: parsed.cpuMs ?? 0, fileTimes, startedMs };
+  const base = { ms, cpuMs: parsed.cpuMs ?? 0, processCpuMs: parsed.processCpuMs ?? 0, fileTimes, startedMs, machineBusy };
   if (!exited) return { status: 'hang', exitCode: null, message: 'still running at the deadline', ...base };
   if (code === 0) return { status: 'ok', exitCode: 0, message: '', ...base };
   const message = parsed.error ?? (output.trim().split('\n').slice(-1)[0] || `exit ${code}`);
