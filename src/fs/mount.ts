@@ -168,6 +168,7 @@ export class KangarooMount {
     const writes = this.writeRequests();
     if (writes) log.debug(`write requests from the kernel: ${writes.requests} (${formatBytes(writes.bytes)}, largest ${formatBytes(writes.largest)})`);
     await this.ops.closeLocalHandles();
+    this.ops.stopPathChecker();
     this.takeWritesBehind();
     try {
       await this.ops.commitAll();

@@ -8,6 +8,7 @@ import { Logger } from '../util/log.js';
 import { errno, toErrno } from './errno.js';
 import { RemoteFiles, RemoteHandle } from './remote.js';
 import { REMOTE_DIR, Resolver, Target } from './resolve.js';
+import { PathChecker } from './path-checker.js';
 import { dirStat, infoStat, localStat, processIds } from './stat.js';
 
 /**
@@ -21,7 +22,6 @@ import { dirStat, infoStat, localStat, processIds } from './stat.js';
 /** A writer's close stats the file through the mount when it wrote at least this much (see showAttributes). */
 const SHOW_ATTRIBUTES_BYTES = 1024 * 1024;
 /** Threads in libuv's pool (UV_THREADPOOL_SIZE, default 4): a stat through the mount holds one. */
-const POOL_THREADS = Number(process.env.UV_THREADPOOL_SIZE) || 4;
 
 type Handle =
   | { kind: 'remote'; h: RemoteHandle; target: Target }
@@ -88,25 +88,27 @@ export class Operations {
    * file waits for it instead (`shown`): libfuse looks at the pages only after our
    * open handler returns, so it then sees the new size and time as before.
    *
-   * The stat holds a thread of libuv's pool, blocked in the kernel until this process
-   * answers it, and answering may itself need the pool (a name-service lookup reads
-   * its file; a local file's getattr stats the backing file). Closes arriving together
-   * once held every pool thread this way and the mount stopped answering for good. So
-   * at most one such stat is in flight (a close that finds one running skips its own:
-   * the cache is an optimisation), and none at all with a pool of one thread.
+   * The stat is made by a child process (PathChecker): a thread of this process
+   * blocked in a request to its own mount could not be killed. At most one is in
+   * flight (a close that finds one running skips its own: the cache is an
+   * optimisation), so a mount that stops answering holds back no more than that.
    */
   private showAttributes(p: string): void {
-    if (this.showing || POOL_THREADS < 2) return;
-    const answered = fsp.stat(path.join(this.ctx.mountpoint, p)).then(
-      () => undefined,
-      () => undefined,
-    );
+    if (this.showing) return;
+    const answered = this.pathChecker.check(path.join(this.ctx.mountpoint, p));
     const showing = { path: p, answered };
     this.showing = showing;
     // cleared when the stat itself is answered, whoever waited for it
     void answered.then(() => {
       if (this.showing === showing) this.showing = undefined;
     });
+  }
+
+  private readonly pathChecker = new PathChecker();
+
+  /** Ends the child that makes showAttributes' stats (at unmount). */
+  stopPathChecker(): void {
+    this.pathChecker.stop();
   }
 
   /** Before an open of `p` answers: the stat its writer's close started, bounded to 1 s (a busy mount does not hold the open). */
