@@ -97,9 +97,11 @@ export class ExportRoot {
         this.open.delete(local);
         await fd.close().catch(() => undefined);
       }
-      // another op may have opened the name afresh meanwhile
-      fd = this.open.get(local);
     }
+    // The look above waited: meanwhile another connection's op may have closed this handle (a
+    // rename, an unlink, the handle limit) or opened the name afresh. Only what the table holds
+    // now is usable; putting the closed one back failed every later put with "file closed".
+    fd = this.open.get(local);
     if (fd) {
       // keep recently used handles at the end (LRU order)
       this.open.delete(local);

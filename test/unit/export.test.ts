@@ -271,3 +271,22 @@ describe('ExportRoot', () => {
     expect(fs.readFileSync(local('x')).toString()).toBe('new!');
   });
 });
+
+describe('handles closed by one connection while another waits on them', () => {
+  // A put looks at its file's handle, then waits (once per commit it checks the name still
+  // leads to the same file). An unlink on another connection closed that handle meanwhile,
+  // and the put put it back in the table closed: later puts failed with "file closed" and the
+  // next commit reported the destination's disk as failed for good.
+  it('a put racing an unlink of its file never revives the closed handle', async () => {
+    for (let i = 0; i < 200; i++) {
+      await root.apply(put('race.bin', 0, 'first'));
+      await root.commit();
+      // the put waits in its name check while the unlink closes the handle
+      const racing = Promise.allSettled([root.apply(put('race.bin', 0, 'second')), root.apply(unlink('race.bin'))]);
+      await racing;
+      await root.apply(put('race.bin', 0, 'third'));
+      await root.commit();
+      expect(fs.readFileSync(local('race.bin'), 'utf8').slice(0, 5)).toBe('third');
+    }
+  });
+});
