@@ -351,22 +351,22 @@ export class ExportRoot {
   async read(remote: string, offset: number, length: number): Promise<Buffer> {
     const local = await this.resolve(remote);
     const fd = this.open.get(local);
-    const h = fd ?? (await fsp.open(local, 'r').catch((err) => {
-      throw KangarooError.from(err, remote);
-    }));
-    try {
-      const st = await h.stat();
-      if (st.isDirectory()) throw new KangarooError('IS_DIR', `${remote} is a directory`);
-      const buf = Buffer.allocUnsafe(length);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await h.read(buf, got, length - got, offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
+    if (fd) {
+      try {
+        return await readFrom(fd, remote, offset, length);
+      } catch (err) {
+        // closed under the read by a rename or unlink on another connection (a closed
+        // FileHandle reads fd -1): the name says what is there now
+        if (fd.fd !== -1) throw err;
       }
-      return buf.subarray(0, got);
+    }
+    const h = await fsp.open(local, 'r').catch((err) => {
+      throw KangarooError.from(err, remote);
+    });
+    try {
+      return await readFrom(h, remote, offset, length);
     } finally {
-      if (!fd) await h.close();
+      await h.close();
     }
   }
 
@@ -416,4 +416,17 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
+}
+
+async function readFrom(h: fsp.FileHandle, remote: string, offset: number, length: number): Promise<Buffer> {
+  const st = await h.stat();
+  if (st.isDirectory()) throw new KangarooError('IS_DIR', `${remote} is a directory`);
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await h.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return buf.subarray(0, got);
 }

@@ -290,3 +290,14 @@ describe('handles closed by one connection while another waits on them', () => {
     }
   });
 });
+
+describe('reads racing a rename or unlink of their file', () => {
+  it('a read finds the file or finds it gone, never its handle closed under it', async () => {
+    for (let i = 0; i < 200; i++) {
+      await root.apply(put('gone.bin', 0, 'data'));
+      const [read] = await Promise.allSettled([root.read('gone.bin', 0, 4), root.apply(unlink('gone.bin'))]);
+      if (read.status === 'fulfilled') expect(read.value.toString()).toBe('data');
+      else expect(read.reason).toEqual(code('NOT_FOUND'));
+    }
+  });
+});
