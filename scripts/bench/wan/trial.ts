@@ -7,6 +7,7 @@ import { MiB, now } from '../stats.js';
 import { Approach } from './approach.js';
 import { run, sleep, start } from './exec.js';
 import { burstTag, expectedSha256, overlapName, overlapTag } from './expected.js';
+import { cpuSnapshot, ProcessCpu, topCpu } from './process-cpu.js';
 
 /**
  * One run of the program against one approach: the program's own view (response
@@ -40,6 +41,8 @@ export interface ProgramOutcome {
    * processes and anything else competed for the CPU.
    */
   machineBusy: number | null;
+  /** The processes that used the most CPU from the program's spawn to its exit (the program itself excepted: it reports its own). */
+  topProcesses: ProcessCpu[];
 }
 
 export type FileState = 'complete' | 'truncated' | 'wrong content' | 'missing';
@@ -146,6 +149,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
         ? ['burst', path.join(a.writeDir, runDir, 'burst.bin'), String(w.mib)]
         : ['overlap', path.join(a.writeDir, runDir), String(w.outputs), String(w.mib), String(w.cpuMs)];
     const cpuAtStart = cpuTimes();
+    const processesAtStart = cpuSnapshot();
     t0 = now();
     wallT0 = Date.now();
     const p = start(res, `program (${a.key})`, 'python3', [WRITER, ...args]);
@@ -176,7 +180,7 @@ export function startTrial(res: Resources, a: Approach, w: Workload, deadlines: 
     await Promise.race([exit, new Promise<void>((r) => (timer = setTimeout(r, deadlines.programMs)))]);
     clearTimeout(timer);
     programEnd = now();
-    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0, wallT0, busyShare(cpuAtStart, cpuTimes()));
+    const program = outcome(p.child.exitCode, p.exited(), p.output(), programEnd - t0, wallT0, busyShare(cpuAtStart, cpuTimes()), topCpu(processesAtStart, cpuSnapshot()));
     if (program.status === 'hang') p.child.kill('SIGKILL');
     let copy: TrialResult['copy'] = null;
     if (a.afterProgram && program.status === 'ok') {
@@ -215,7 +219,7 @@ function busyShare(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes
   return (b.busy - a.busy) / (b.all - a.all);
 }
 
-function outcome(code: number | null, exited: boolean, output: string, ms: number, wallT0: number, machineBusy: number | null): ProgramOutcome {
+function outcome(code: number | null, exited: boolean, output: string, ms: number, wallT0: number, machineBusy: number | null, topProcesses: ProcessCpu[]): ProgramOutcome {
   const line = output.trim().split('\n').reverse().find((l) => l.startsWith('{'));
   let parsed: { error?: string; cpuMs?: number; processCpuMs?: number; epochMs?: number; files?: { name: string; t?: Record<string, number> }[] } = {};
   try {
@@ -225,7 +229,7 @@ function outcome(code: number | null, exited: boolean, output: string, ms: numbe
   }
   const fileTimes = (parsed.files ?? []).map((f) => ({ name: f.name, t: f.t ?? {} }));
   const startedMs = parsed.epochMs !== undefined ? Math.round((parsed.epochMs - wallT0) * 10) / 10 : null;
-  const base = { ms, cpuMs: parsed.cpuMs ?? 0, processCpuMs: parsed.processCpuMs ?? 0, fileTimes, startedMs, machineBusy };
+  const base = { ms, cpuMs: parsed.cpuMs ?? 0, processCpuMs: parsed.processCpuMs ?? 0, fileTimes, startedMs, machineBusy, topProcesses };
   if (!exited) return { status: 'hang', exitCode: null, message: 'still running at the deadline', ...base };
   if (code === 0) return { status: 'ok', exitCode: 0, message: '', ...base };
   const message = parsed.error ?? (output.trim().split('\n').slice(-1)[0] || `exit ${code}`);
