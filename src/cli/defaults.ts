@@ -27,6 +27,12 @@ export function protectStdioArgs(args: string[]): string[] {
 
 /** The shared secret from --secret-file, else $KANGAROO_SECRET_FILE; none when neither is set. */
 export function secretFrom(flag: string | undefined): Buffer | undefined {
-  const file = flag || process.env.KANGAROO_SECRET_FILE;
+  const file = secretFilePath(flag);
   return file ? readSecretFile(file) : undefined;
+}
+
+/** Where secretFrom reads the secret (absolute, for a process started elsewhere); none when neither is set. */
+export function secretFilePath(flag: string | undefined): string | undefined {
+  const file = flag || process.env.KANGAROO_SECRET_FILE;
+  return file ? path.resolve(file) : undefined;
 }

@@ -1,10 +1,8 @@
 import Fuse from 'fuse-native';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { RelayClient } from '../client/client.js';
 import { KangarooError } from '../errors.js';
 import { NameService } from '../gns/service.js';
@@ -13,6 +11,7 @@ import { Logger } from '../util/log.js';
 import { formatBytes } from '../util/units.js';
 import { bindingThread, loadBinding, MAX_WRITE_REQUEST } from './binding.js';
 import { BlockCache } from './block-cache.js';
+import { startBackgroundRelay } from './background-relay.js';
 import { EmbeddedRelay } from './embedded-relay.js';
 import { Operations } from './operations.js';
 import { RelayLink } from './relay-link.js';
@@ -31,6 +30,8 @@ export interface MountOptions {
   embeddedBwlimit?: number;
   cacheBytes?: number;
   secret?: Buffer;
+  /** The file `secret` came from: a background relay carrying on for the embedded one reads it. */
+  secretFile?: string;
   /**
    * Answer writes to remote files on the FUSE thread and take them in 1 MiB blocks
    * (src/fs/write-behind.ts); default on. Off, every write waits for this process.
@@ -201,8 +202,15 @@ export class KangarooMount {
       const addr = this.embedded.address;
       await this.embedded.close();
       if (pending.files.length > 0) {
-        const pid = startBackgroundRelay(addr, this.options.embeddedSpool);
-        message += `; a background relay (pid ${pid}) on ${addr} is delivering it (see kangaroo status --relay ${addr})`;
+        const o = this.options;
+        const bg = await startBackgroundRelay({ address: addr, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, secretFile: o.secretFile });
+        if (bg.state === 'failed') {
+          problem = `the background relay that was to deliver it could not start (see ${bg.log})`;
+          message += `; ${problem}: it waits in ${o.embeddedSpool} for \`kangaroo relay --spool ${o.embeddedSpool}\``;
+        } else {
+          message += `; a background relay (pid ${bg.pid}) on ${addr} is delivering it (see kangaroo status --relay ${addr})`;
+          if (bg.state === 'starting') message += `; it is still starting (its log: ${bg.log})`;
+        }
       }
     } else if (pending.files.length > 0) {
       message += ` (relay ${this.relayAddress} delivers it; kangaroo status shows progress)`;
@@ -266,18 +274,4 @@ function perFileDirectIo(): boolean {
   } catch {
     return false;
   }
-}
-
-/** A detached `kangaroo relay` that outlives this process and drains the embedded relay's spool. */
-function startBackgroundRelay(address: string, spoolDir: string): number {
-  const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
-  const logFile = path.join(spoolDir, 'background-relay.log');
-  const out = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [cli, 'relay', '--listen', address, '--spool', spoolDir], {
-    detached: true,
-    stdio: ['ignore', out, out],
-  });
-  child.unref();
-  fs.closeSync(out);
-  return child.pid ?? 0;
 }

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
-import { freePort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
+import { CLI, freePort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
  * A new user's mount: no relay is running, so the mount starts one of its own, in its
@@ -52,6 +52,43 @@ describe('a mount with no relay running', () => {
     await dest.restart();
     const delivered = path.join(dest.exportDir!, 'embedded/later/two.bin');
     await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === two.length && fs.readFileSync(delivered).equals(two), 60_000, 'two.bin delivered by the background relay');
+  });
+
+  // The background relay is the embedded one carried on: it must send at the rate the user
+  // capped the mount at, prove the same secret to the destination (or nothing pending is
+  // ever delivered), and be answering by the time the unmount says where to watch it.
+  it('the background relay keeps the mount\'s --bwlimit and secret, and answers status as soon as the unmount names it', async () => {
+    const dir = await tempDir();
+    const secretFile = path.join(dir, 'secret');
+    fs.writeFileSync(secretFile, 'a shared secret for this test, long enough\n');
+    const dest = await startRelay(dir, 'dest', { export: true, extra: ['--secret-file', secretFile] });
+    const relay = `127.0.0.1:${await freePort()}`;
+    const mount = await startMount(dir, 'capped', { relay, extra: ['--bwlimit', '1MB', '--secret-file', secretFile] });
+    expect(mount.log()).toMatch(/started an embedded relay/);
+    const data = crypto.randomBytes(4 * 1024 * 1024 + 5);
+    fs.writeFileSync(path.join(dir, 'capped.bin'), data);
+    const remote = path.join(mount.mountpoint, 'kangaroo', dest.address, 'capped.bin');
+    const w = await sh(`cp "${dir}/capped.bin" "${remote}"`, { timeoutMs: 30_000 });
+    expect(w.code, w.stderr + mount.log()).toBe(0);
+    // at 1 MB/s most of the 4 MiB is still spooled when the mount goes
+    const u = await unmountAndCheck(mount, false);
+    expect(u.code, u.stderr + mount.log()).toBe(0);
+    const handedOver = /a background relay \(pid (\d+)\) on (\S+) is delivering it/.exec(u.stderr);
+    expect(handedOver, u.stderr).not.toBeNull();
+    const pid = Number(handedOver![1]);
+    onTestFinished(() => {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    });
+    const st = await run(process.execPath, [CLI, 'status', '--relay', handedOver![2]!, '--secret-file', secretFile], { timeoutMs: 30_000 });
+    expect(st.code, st.stderr).toBe(0);
+    expect(st.stdout).toMatch(/bwlimit: 976\.6 KiB\/s/);
+    const delivered = path.join(dest.exportDir!, 'capped.bin');
+    await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'capped.bin delivered by the background relay');
+    expect(fs.readFileSync(delivered).equals(data)).toBe(true);
   });
 
   it('what a program closed survives a SIGKILL of the mount and its relay; a relay started on that spool delivers it whole', async () => {

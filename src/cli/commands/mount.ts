@@ -7,7 +7,7 @@ import { controlSocketPath, requestUnmount, serveControl } from '../../fs/contro
 import { createLogger, LogLevel } from '../../util/log.js';
 import { tuneMalloc } from '../../util/malloc-tuning.js';
 import { parseBytes } from '../../util/units.js';
-import { defaultSpoolDir, defaultStateDir, relayAddress, secretFrom } from '../defaults.js';
+import { defaultSpoolDir, defaultStateDir, relayAddress, secretFilePath, secretFrom } from '../defaults.js';
 import { Progress } from '../progress.js';
 import { writeReadyFile } from '../run.js';
 
@@ -56,6 +56,7 @@ export function register(y: Argv): Argv {
           embeddedBwlimit: argv.bwlimit ? parseBytes(argv.bwlimit) : undefined,
           cacheBytes: parseBytes(argv.cache),
           secret: secretFrom(argv['secret-file'] as string | undefined),
+          secretFile: secretFilePath(argv['secret-file'] as string | undefined),
           writeBehind: argv['write-behind'],
           log,
         });
