@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
  * the embedded relay continued, so it sends at the rate the user capped the mount at
  * and proves the same secret to the next hop (without it, nothing pending would ever
  * be delivered to a destination that asks for one). The unmount tells the user where
- * to watch it, so it waits until it answers there.
+ * to watch it, so it waits until it answers there. It exits once everything is
+ * delivered and no client is connected.
  */
 
 export interface BackgroundRelayOptions {
@@ -33,7 +34,7 @@ export async function startBackgroundRelay(o: BackgroundRelayOptions): Promise<B
   const logFile = path.join(o.spoolDir, 'background-relay.log');
   const readyFile = path.join(o.spoolDir, 'background-relay.ready');
   await fsp.rm(readyFile, { force: true });
-  const args = [cli, 'relay', '--listen', o.address, '--spool', o.spoolDir, '--ready-file', readyFile];
+  const args = [cli, 'relay', '--listen', o.address, '--spool', o.spoolDir, '--ready-file', readyFile, '--exit-when-done'];
   if (o.bwlimit !== undefined) args.push('--bwlimit', String(o.bwlimit));
   if (o.secretFile !== undefined) args.push('--secret-file', o.secretFile);
   const out = await fsp.open(logFile, 'a');

@@ -89,6 +89,15 @@ describe('a mount with no relay running', () => {
     const delivered = path.join(dest.exportDir!, 'capped.bin');
     await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'capped.bin delivered by the background relay');
     expect(fs.readFileSync(delivered).equals(data)).toBe(true);
+    // its job done, it goes (a zombie waiting for its reaper counts as gone)
+    const running = () => {
+      try {
+        return !/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return false;
+      }
+    };
+    await waitFor(() => !running(), 20_000, 'the background relay to exit after delivering everything');
   });
 
   it('what a program closed survives a SIGKILL of the mount and its relay; a relay started on that spool delivers it whole', async () => {

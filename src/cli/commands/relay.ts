@@ -33,6 +33,11 @@ export function register(y: Argv): Argv {
     .option('max-connections', { type: 'number', default: 1024, describe: 'client connections at once; more are refused with a clear error' })
     .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, default: 'info' as const })
     .option('ready-file', { type: 'string', describe: 'write the listen address to this file once ready (for scripts)' })
+    .option('exit-when-done', {
+      type: 'boolean',
+      default: false,
+      describe: "exit once every write it accepted is delivered and no client is connected (how a mount's background relay ends)",
+    })
     .example('$0 relay --export /data --listen 0.0.0.0:9094', 'a destination relay')
     .example('$0 relay --route far.example=gateway:9094 --bwlimit 10MB', 'a first hop that reaches far.example through a gateway'),
     async (argv) => {
@@ -70,14 +75,27 @@ export function register(y: Argv): Argv {
   );
   if (argv['ready-file']) await writeReadyFile(argv['ready-file'], relay.address);
   let stopping = false;
-  const stop = (sig: string) => {
+  const stop = (sig: string, why = 'closing (undelivered data stays in the spool and is sent at the next start)') => {
     if (stopping) return;
     stopping = true;
-    log.info(`${sig}: closing (undelivered data stays in the spool and is sent at the next start)`);
+    log.info(`${sig}: ${why}`);
     void relay.close().then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  if (argv['exit-when-done']) {
+    // a relay started to finish someone else's job ends with it; a client still connected
+    // (a mount that found it at its address, a status watcher) may bring more work
+    const timer = setInterval(() => {
+      const s = relay.status();
+      if (s.spool.pendingOps > 0 || s.connections > 0 || s.buffers.length > 0) return;
+      clearInterval(timer);
+      stop('done', 'every write it accepted is delivered and no client is connected: exiting');
+    }, DONE_CHECK_MS);
+  }
 }
   );
 }
+
+/** How often a relay started with --exit-when-done looks whether its job is done. */
+const DONE_CHECK_MS = 1000;
