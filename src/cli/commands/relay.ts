@@ -85,10 +85,11 @@ export function register(y: Argv): Argv {
   process.on('SIGTERM', () => stop('SIGTERM'));
   if (argv['exit-when-done']) {
     // a relay started to finish someone else's job ends with it; a client still connected
-    // (a mount that found it at its address, a status watcher) may bring more work
+    // (a mount that found it at its address, a status watcher) may bring more work; a file
+    // blocked by a permanent failure keeps it running, and listed in its status
     const timer = setInterval(() => {
       const s = relay.status();
-      if (s.spool.pendingOps > 0 || s.connections > 0 || s.buffers.length > 0) return;
+      if (s.spool.pendingOps > 0 || s.files.length > 0 || s.connections > 0 || s.buffers.length > 0) return;
       clearInterval(timer);
       stop('done', 'every write it accepted is delivered and no client is connected: exiting');
     }, DONE_CHECK_MS);
