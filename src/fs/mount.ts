@@ -73,9 +73,11 @@ export class KangarooMount {
   async start(): Promise<void> {
     const o = this.options;
     this.relayAddress = o.relay;
+    // a relay found running is kept connected from here on: one started with --exit-when-done
+    // (another mount's background relay) must not take the connection's silence for the end of its job
+    let found: RelayClient | undefined;
     try {
-      const probe = await RelayClient.connect(o.relay, { connectTimeoutMs: 2000, secret: o.secret });
-      await probe.close();
+      found = await RelayClient.connect(o.relay, { connectTimeoutMs: 2000, secret: o.secret });
       if (o.embeddedBwlimit !== undefined) o.log.warn(`--bwlimit is for the relay a mount embeds: relay ${o.relay} keeps its own limit`);
     } catch (err) {
       const e = KangarooError.from(err);
@@ -88,7 +90,7 @@ export class KangarooMount {
     const gns = new NameService(o.gnsFile, o.log);
     const embedded = this.embedded;
     // undefined: the link's default, TCP to the relay's address
-    this.link = new RelayLink(this.relayAddress, o.log, o.secret, embedded && (() => embedded.connect()));
+    this.link = new RelayLink(this.relayAddress, o.log, o.secret, embedded && (() => embedded.connect()), found);
     this.remote = new RemoteFiles(this.link, new BlockCache(o.cacheBytes));
     const perFile = perFileDirectIo();
     if (!perFile) o.log.warn('fuse-native was not rebuilt with per-file direct I/O (see scripts/build-native.cjs): the whole mount uses direct I/O, so pipe mode works but MAP_SHARED mmap does not');

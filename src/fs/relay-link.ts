@@ -15,13 +15,19 @@ export class RelayLink {
   /** Ordered ops sent since the last commit: only these can be lost with a connection. */
   private uncommitted = false;
 
-  /** `connect` opens a connection (by default over TCP to `address`). */
+  /**
+   * `connect` opens a connection (by default over TCP to `address`); `first`, a connection
+   * already open, is used until it closes.
+   */
   constructor(
     readonly address: string,
     private readonly log: Logger,
     secret?: Buffer,
     private readonly connect: () => Promise<RelayClient> = () => RelayClient.connect(address, { secret }),
-  ) {}
+    first?: RelayClient,
+  ) {
+    if (first) this.client = Promise.resolve(first);
+  }
 
   async get(): Promise<RelayClient> {
     if (this.client) {

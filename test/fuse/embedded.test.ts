@@ -86,17 +86,29 @@ describe('a mount with no relay running', () => {
     const st = await run(process.execPath, [CLI, 'status', '--relay', handedOver![2]!, '--secret-file', secretFile], { timeoutMs: 30_000 });
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toMatch(/bwlimit: 976\.6 KiB\/s/);
+    // a second mount finds it at the address and uses it (no embedded relay of its own)
+    const next = await startMount(dir, 'next', { relay, extra: ['--secret-file', secretFile] });
+    expect(next.log()).not.toMatch(/started an embedded relay/);
     const delivered = path.join(dest.exportDir!, 'capped.bin');
     await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'capped.bin delivered by the background relay');
     expect(fs.readFileSync(delivered).equals(data)).toBe(true);
-    // its job done, it goes (a zombie waiting for its reaper counts as gone)
     const running = () => {
       try {
+        // a zombie waiting for its reaper counts as gone
         return !/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
       } catch {
         return false;
       }
     };
+    // its first job is done, but a mount is still connected to it: it stays for that mount's writes
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(running(), 'the background relay left a mount that uses it').toBe(true);
+    const w2 = await sh(`printf 'later' > "${path.join(next.mountpoint, 'kangaroo', dest.address, 'later.txt')}"`, { timeoutMs: 30_000 });
+    expect(w2.code, w2.stderr + next.log()).toBe(0);
+    const u2 = await unmountAndCheck(next, true);
+    expect(u2.code, u2.stderr + next.log()).toBe(0);
+    expect(fs.readFileSync(path.join(dest.exportDir!, 'later.txt'), 'utf8')).toBe('later');
+    // everything delivered and nobody connected: it goes
     await waitFor(() => !running(), 20_000, 'the background relay to exit after delivering everything');
   });
 
