@@ -11,6 +11,21 @@ import { CLI, freePort, startRelay, tempDir, waitFor } from '../helpers/relay-pr
  * waits for delivery; without, a background relay takes over the spool, and the
  * message says which happened and where.
  */
+/** The background relay an unmount says it started (killed when the test ends, if still running). */
+function backgroundRelay(unmountStderr: string): { pid: number; address: string } {
+  const m = /a background relay \(pid (\d+)\) on (\S+) is delivering it/.exec(unmountStderr);
+  expect(m, unmountStderr).not.toBeNull();
+  const pid = Number(m![1]);
+  onTestFinished(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  });
+  return { pid, address: m![2]! };
+}
+
 describe('a mount with no relay running', () => {
   it('starts an embedded relay; umount --push delivers; without --push a background relay finishes the job', async () => {
     const dir = await tempDir();
@@ -39,16 +54,7 @@ describe('a mount with no relay running', () => {
     expect(w2.code, w2.stderr + second.log()).toBe(0);
     const u2 = await unmountAndCheck(second, false);
     expect(u2.code, u2.stderr + second.log()).toBe(0);
-    const handedOver = /a background relay \(pid (\d+)\) on (\S+) is delivering it/.exec(u2.stderr);
-    expect(handedOver, u2.stderr).not.toBeNull();
-    const pid = Number(handedOver![1]);
-    onTestFinished(() => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
+    backgroundRelay(u2.stderr);
     await dest.restart();
     const delivered = path.join(dest.exportDir!, 'embedded/later/two.bin');
     await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === two.length && fs.readFileSync(delivered).equals(two), 60_000, 'two.bin delivered by the background relay');
@@ -73,17 +79,8 @@ describe('a mount with no relay running', () => {
     // at 1 MB/s most of the 4 MiB is still spooled when the mount goes
     const u = await unmountAndCheck(mount, false);
     expect(u.code, u.stderr + mount.log()).toBe(0);
-    const handedOver = /a background relay \(pid (\d+)\) on (\S+) is delivering it/.exec(u.stderr);
-    expect(handedOver, u.stderr).not.toBeNull();
-    const pid = Number(handedOver![1]);
-    onTestFinished(() => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    });
-    const st = await run(process.execPath, [CLI, 'status', '--relay', handedOver![2]!, '--secret-file', secretFile], { timeoutMs: 30_000 });
+    const background = backgroundRelay(u.stderr);
+    const st = await run(process.execPath, [CLI, 'status', '--relay', background.address, '--secret-file', secretFile], { timeoutMs: 30_000 });
     expect(st.code, st.stderr).toBe(0);
     expect(st.stdout).toMatch(/bwlimit: 976\.6 KiB\/s/);
     // a second mount finds it at the address and uses it (no embedded relay of its own)
@@ -95,7 +92,7 @@ describe('a mount with no relay running', () => {
     const running = () => {
       try {
         // a zombie waiting for its reaper counts as gone
-        return !/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+        return !/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${background.pid}/stat`, 'utf8'));
       } catch {
         return false;
       }
