@@ -47,6 +47,11 @@ export class EmbeddedRelay {
     return RelayClient.over(this.relay.connectInProcess('mount'), this.relay.address, { secret: this.secret });
   }
 
+  /** Clients of this relay from other processes (another mount that found it at its address, say). */
+  otherClients(): number {
+    return this.relay.socketClients();
+  }
+
   /** Stops the relay; its spool stays on disk. */
   close(): Promise<void> {
     return this.relay.close();

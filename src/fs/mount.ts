@@ -202,15 +202,20 @@ export class KangarooMount {
     }
     if (this.embedded) {
       const addr = this.embedded.address;
+      // another mount (or put, or status) that found this relay at its address keeps using it
+      const others = this.embedded.otherClients();
       await this.embedded.close();
-      if (pending.files.length > 0) {
+      if (pending.files.length > 0 || others > 0) {
         const o = this.options;
         const bg = await startBackgroundRelay({ address: addr, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, secretFile: o.secretFile });
         if (bg.state === 'failed') {
-          problem = `the background relay that was to deliver it could not start (see ${bg.log})`;
-          message += `; ${problem}: it waits in ${o.embeddedSpool} for \`kangaroo relay --spool ${o.embeddedSpool}\``;
+          problem = `the background relay that was to carry on could not start (see ${bg.log})`;
+          message += `; ${problem}` + (pending.files.length > 0 ? `: it waits in ${o.embeddedSpool} for \`kangaroo relay --spool ${o.embeddedSpool}\`` : '');
         } else {
-          message += `; a background relay (pid ${bg.pid}) on ${addr} is delivering it (see kangaroo status --relay ${addr})`;
+          message +=
+            pending.files.length > 0
+              ? `; a background relay (pid ${bg.pid}) on ${addr} is delivering it (see kangaroo status --relay ${addr})`
+              : `; a background relay (pid ${bg.pid}) on ${addr} carries on for the ${others} other client(s) of this mount's relay`;
           if (bg.state === 'starting') message += `; it is still starting (its log: ${bg.log})`;
         }
       }

@@ -74,6 +74,8 @@ export class Relay {
   /** Directories last seen on hosts this relay forwards to (see stat). */
   private knownDirs = new LRUCache<string, FileInfo>({ max: 10_000 });
   private connections = new Set<Connection>();
+  /** Of those, the ones made in this process (a mount's link to the relay it embeds). */
+  private inProcess = new WeakSet<Connection>();
   private rateLimiter: RateLimiter | undefined;
   private relayId = '';
   private listenAddress = '';
@@ -230,8 +232,17 @@ export class Relay {
   connectInProcess(clientName: string): FrameTransport {
     if (this.closing) throw new KangarooError('CLOSED', 'relay is shutting down');
     const [client, relay] = inProcessPair(clientName, this.address);
-    this.connections.add(new Connection(relay, this));
+    const conn = new Connection(relay, this);
+    this.connections.add(conn);
+    this.inProcess.add(conn);
     return client;
+  }
+
+  /** Clients connected over the network (other mounts, put, status), not from this process. */
+  socketClients(): number {
+    let n = 0;
+    for (const c of this.connections) if (!this.inProcess.has(c)) n++;
+    return n;
   }
 
   /** A client id names one ordered stream: a newer connection with it replaces an older one. */

@@ -13,7 +13,7 @@ import { CLI, freePort, startRelay, tempDir, waitFor } from '../helpers/relay-pr
  */
 /** The background relay an unmount says it started (killed when the test ends, if still running). */
 function backgroundRelay(unmountStderr: string): { pid: number; address: string } {
-  const m = /a background relay \(pid (\d+)\) on (\S+) is delivering it/.exec(unmountStderr);
+  const m = /a background relay \(pid (\d+)\) on (\S+) (?:is delivering it|carries on)/.exec(unmountStderr);
   expect(m, unmountStderr).not.toBeNull();
   const pid = Number(m![1]);
   onTestFinished(() => {
@@ -24,6 +24,15 @@ function backgroundRelay(unmountStderr: string): { pid: number; address: string 
     }
   });
   return { pid, address: m![2]! };
+}
+
+/** Whether a process is running (a zombie waiting for its reaper counts as gone). */
+function running(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
 }
 
 describe('a mount with no relay running', () => {
@@ -89,24 +98,42 @@ describe('a mount with no relay running', () => {
     const delivered = path.join(dest.exportDir!, 'capped.bin');
     await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'capped.bin delivered by the background relay');
     expect(fs.readFileSync(delivered).equals(data)).toBe(true);
-    const running = () => {
-      try {
-        // a zombie waiting for its reaper counts as gone
-        return !/^\S+ \(.*\) Z /.test(fs.readFileSync(`/proc/${background.pid}/stat`, 'utf8'));
-      } catch {
-        return false;
-      }
-    };
     // its first job is done, but a mount is still connected to it: it stays for that mount's writes
     await new Promise((r) => setTimeout(r, 3000));
-    expect(running(), 'the background relay left a mount that uses it').toBe(true);
+    expect(running(background.pid), 'the background relay left a mount that uses it').toBe(true);
     const w2 = await sh(`printf 'later' > "${path.join(next.mountpoint, 'kangaroo', dest.address, 'later.txt')}"`, { timeoutMs: 30_000 });
     expect(w2.code, w2.stderr + next.log()).toBe(0);
     const u2 = await unmountAndCheck(next, true);
     expect(u2.code, u2.stderr + next.log()).toBe(0);
     expect(fs.readFileSync(path.join(dest.exportDir!, 'later.txt'), 'utf8')).toBe('later');
     // everything delivered and nobody connected: it goes
-    await waitFor(() => !running(), 20_000, 'the background relay to exit after delivering everything');
+    await waitFor(() => !running(background.pid), 20_000, 'the background relay to exit after delivering everything');
+  });
+
+  // A second mount finds the first one's embedded relay at the address and uses it; when the
+  // first unmounts with nothing pending, its relay must not take the second's relay away.
+  it("a mount using another mount's embedded relay keeps working after that mount is unmounted", async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    const relay = `127.0.0.1:${await freePort()}`;
+    const first = await startMount(dir, 'first', { relay });
+    expect(first.log()).toMatch(/started an embedded relay/);
+    const second = await startMount(dir, 'second', { relay });
+    expect(second.log()).not.toMatch(/started an embedded relay/);
+    const remote = path.join(second.mountpoint, 'kangaroo', dest.address);
+    const w1 = await sh(`printf 'before' > "${remote}/before.txt"`, { timeoutMs: 30_000 });
+    expect(w1.code, w1.stderr + second.log()).toBe(0);
+    const u1 = await unmountAndCheck(first, true);
+    expect(u1.code, u1.stderr + first.log()).toBe(0);
+    const background = backgroundRelay(u1.stderr);
+    expect(u1.stderr).toMatch(/carries on for the 1 other client/);
+    const w2 = await sh(`printf 'after' > "${remote}/after.txt" && cat "${remote}/before.txt"`, { timeoutMs: 30_000 });
+    expect(w2.code, w2.stderr + second.log()).toBe(0);
+    expect(w2.stdout).toBe('before');
+    const u2 = await unmountAndCheck(second, true);
+    expect(u2.code, u2.stderr + second.log()).toBe(0);
+    expect(fs.readFileSync(path.join(dest.exportDir!, 'after.txt'), 'utf8')).toBe('after');
+    await waitFor(() => !running(background.pid), 20_000, 'the background relay to exit once its last client left');
   });
 
   it('what a program closed survives a SIGKILL of the mount and its relay; a relay started on that spool delivers it whole', async () => {
