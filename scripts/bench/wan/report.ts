@@ -65,14 +65,15 @@ export function formatWan(rec: WanRecord): string {
     const r = (v: number) => v.toFixed(2);
     for (const p of rec.burst) {
       const rounds = p.rounds?.length ?? 1;
-      rows.push([`${p.mib} MiB (${rounds > 1 ? `median of ${rounds} rounds: ` : ''}local ${s(p.localMs)}, with fsync ${s(p.localFsyncMs)}, floor ${s(p.floorMs)})`, '', '', '', '', '', '', '']);
+      rows.push([`${p.mib} MiB (${rounds > 1 ? `median of ${rounds} rounds; ` : ''}local runs' median ${s(p.localMs)}, with fsync ${s(p.localFsyncMs)}; floor ${s(p.floorMs)})`, '', '', '', '', '', '', '']);
       for (const t of p.trials) {
-        rows.push(['', label(t.approach), s(t.program.ms), r(p.localFsyncMs / t.program.ms), r(p.localMs / t.program.ms), s(t.turnaroundMs), x(t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs), t.program.status === 'ok' ? t.state : `${t.state} (${t.program.status})`]);
+        const b = p.baselineOf[t.approach] ?? p;
+        rows.push([`  local just before: ${s(b.localMs)}, with fsync ${s(b.localFsyncMs)}`, label(t.approach), s(t.program.ms), r(b.localFsyncMs / t.program.ms), r(b.localMs / t.program.ms), s(t.turnaroundMs), x(t.turnaroundMs === null ? null : t.turnaroundMs / p.floorMs), t.program.status === 'ok' ? t.state : `${t.state} (${t.program.status})`]);
       }
     }
     out.push(table(rows));
     for (const p of rec.burst.filter((q) => (q.rounds?.length ?? 1) > 1)) {
-      const each = p.rounds.map((q) => (q.responseMs.kangaroo === undefined ? '-' : r(q.localFsyncMs / q.responseMs.kangaroo)));
+      const each = p.rounds.map((q) => (q.responseMs.kangaroo === undefined || !q.baselines.kangaroo ? '-' : r(q.baselines.kangaroo.localFsyncMs / q.responseMs.kangaroo)));
       out.push(`${p.mib} MiB, kangaroo's response vs local+fsync round by round: ${each.join(' ')}`);
     }
     out.push('');

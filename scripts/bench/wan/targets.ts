@@ -57,9 +57,11 @@ export function checkTargets(burst: BurstPoint[], overlap: OverlapPoint[], appro
     if (!t) continue;
     const ok = t.program.status === 'ok';
     const point = `burst ${p.mib} MiB`;
-    const fsyncRatio = ok ? p.localFsyncMs / t.program.ms : null;
+    // against the local runs just before this trial
+    const b = p.baselineOf[approach] ?? p;
+    const fsyncRatio = ok ? b.localFsyncMs / t.program.ms : null;
     out.push({ target: 'a', point, what: 'response speed vs local write + fsync (local ms / kangaroo ms)', value: fsyncRatio, bound: RESPONSE_MIN, good: 'atLeast', verdict: judge(fsyncRatio, RESPONSE_MIN, 'atLeast') });
-    const plainRatio = ok ? p.localMs / t.program.ms : null;
+    const plainRatio = ok ? b.localMs / t.program.ms : null;
     out.push({ target: 'a', point, what: 'response speed vs local write, no fsync (information)', value: plainRatio, bound: RESPONSE_MIN, good: 'atLeast', verdict: plainRatio === null ? '-' : 'info' });
     const turn = fromStart(t) === null ? null : fromStart(t)! / p.floorMs;
     out.push({ target: 'b', point, what: 'turnaround from program start / link floor', value: turn, bound: BURST_TURNAROUND_MAX, good: 'atMost', verdict: judge(turn, BURST_TURNAROUND_MAX, 'atMost') });
