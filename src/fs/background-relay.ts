@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The relay that carries on for a mount's embedded relay when the mount goes with data
- * still undelivered: a detached `kangaroo relay` on the same spool and address. It is
+ * still undelivered, or while another mount (any client) still uses that relay: a
+ * detached `kangaroo relay` on the same spool and address. It is
  * the embedded relay continued, so it sends at the rate the user capped the mount at
  * and proves the same secret to the next hop (without it, nothing pending would ever
  * be delivered to a destination that asks for one). The unmount tells the user where
