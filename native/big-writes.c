@@ -21,6 +21,7 @@
  */
 
 #include <sys/uio.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #define KBW_MAX_WRITE (1024 * 1024)
@@ -142,12 +143,17 @@ static struct fuse_chan_ops kbw_ops = { .receive = kbw_receive, .send = kbw_send
 /* The channel fuse_mount made, replaced by one on the same device; `ch` itself when that cannot be had. */
 static struct fuse_chan *kbw_channel (struct fuse_chan *ch, fuse_thread_t *ft) {
   kbw_t *k = (kbw_t *) calloc(1, sizeof(kbw_t));
-  /* a copy of the descriptor: destroying libfuse's channel closes its own */
-  int fd = k == NULL ? -1 : dup(fuse_chan_fd(ch));
+  /* A copy of the descriptor: destroying libfuse's channel closes its own. Close-on-exec:
+     libfuse receives it from fusermount without, so every child of the mount (the stat
+     checker's sh, a background relay) held the device open. A mount killed while such a
+     child waited on it was then never aborted by the kernel: the child waited for an
+     answer only the dead mount could give, and every later call on the mount hung. */
+  int fd = k == NULL ? -1 : fcntl(fuse_chan_fd(ch), F_DUPFD_CLOEXEC, 0);
   struct fuse_chan *big = fd == -1 ? NULL : fuse_chan_new(&kbw_ops, fd, KBW_BUFSIZE, k);
   if (big == NULL) {
     if (fd != -1) close(fd);
     free(k);
+    fcntl(fuse_chan_fd(ch), F_SETFD, FD_CLOEXEC);
     return ch;
   }
   fuse_chan_destroy(ch);

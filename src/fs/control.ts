@@ -89,7 +89,12 @@ function request(socketPath: string, req: ControlRequest, onProgress: (pendingBy
         else result = { ok: m.ok, message: m.message };
       }
     });
-    sock.on('error', (err) => reject(KangarooError.from(err, 'cannot reach the mount process')));
+    sock.on('error', (err) => {
+      // a socket file nobody listens on: the mount's process is gone (killed, crashed)
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ECONNREFUSED' || code === 'ENOENT') reject(new KangarooError('NOT_FOUND', 'no kangaroo mount process serves that directory (its control socket is left from a process that is gone)'));
+      else reject(KangarooError.from(err, 'cannot reach the mount process'));
+    });
     sock.on('close', () => (result ? resolve(result) : reject(new KangarooError('CONNECTION_LOST', 'the mount process ended without an answer'))));
   });
 }

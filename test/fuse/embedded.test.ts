@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
+import { isMounted, run, sh, startMount, unmountAndCheck } from '../helpers/mount-process.js';
 import { CLI, freePort, startRelay, tempDir, waitFor } from '../helpers/relay-process.js';
 
 /**
@@ -134,6 +134,54 @@ describe('a mount with no relay running', () => {
     expect(u2.code, u2.stderr + second.log()).toBe(0);
     expect(fs.readFileSync(path.join(dest.exportDir!, 'after.txt'), 'utf8')).toBe('after');
     await waitFor(() => !running(background.pid), 20_000, 'the background relay to exit once its last client left');
+  });
+
+  // A mount killed outright (OOM killer, kill -9) leaves a dead mount point, a stale control
+  // socket, and what its programs closed in its embedded relay's spool with no relay running.
+  it('kangaroo umount of a killed mount detaches it and starts a relay that delivers what it had committed', async () => {
+    const dir = await tempDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    await dest.kill(); // what is written waits in the embedded relay's spool
+    const relay = `127.0.0.1:${await freePort()}`;
+    const mount = await startMount(dir, 'killed', { relay });
+    expect(mount.log()).toMatch(/started an embedded relay/);
+    const data = crypto.randomBytes(3 * 1024 * 1024 + 11);
+    fs.writeFileSync(path.join(dir, 'kept.bin'), data);
+    const w = await sh(`mkdir -p "${mount.mountpoint}/kangaroo/${dest.address}/k" && cp "${dir}/kept.bin" "${mount.mountpoint}/kangaroo/${dest.address}/k/kept.bin"`, { timeoutMs: 30_000 });
+    expect(w.code, w.stderr + mount.log()).toBe(0);
+    // the close of a large file started the mount's stat checker (a child sh): no child may hold
+    // the FUSE device, or one waiting on the mount when it dies keeps the kernel from aborting it
+    const children = fs.readFileSync(`/proc/${mount.child.pid}/task/${mount.child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    expect(children.length, 'the mount has its stat checker').toBeGreaterThan(0);
+    for (const c of children) {
+      const fds = fs.readdirSync(`/proc/${c}/fd`).map((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/${c}/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      });
+      expect(fds, `child ${c} of the mount`).not.toContain('/dev/fuse');
+    }
+    mount.child.kill('SIGKILL');
+    await mount.exited;
+
+    const env = { ...process.env, XDG_STATE_HOME: mount.stateDir };
+    // mounting again on the dead mount point says what to do
+    const again = await run(process.execPath, [CLI, 'mount', mount.mountpoint, '--relay', relay], { env, timeoutMs: 30_000 });
+    expect(again.code, again.stderr).not.toBe(0);
+    expect(again.stderr).toMatch(/BUSY: .* is a dead mount .*kangaroo umount/);
+    const u = await mount.umount();
+    expect(u.code, u.stderr).toBe(0);
+    expect(isMounted(mount.mountpoint)).toBe(false);
+    expect(u.stderr).toMatch(/had no serving process/);
+    const background = backgroundRelay(u.stderr);
+    expect(background.address).toBe(relay);
+    await dest.restart();
+    const delivered = path.join(dest.exportDir!, 'k/kept.bin');
+    await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'kept.bin delivered by the relay umount started');
+    expect(fs.readFileSync(delivered).equals(data)).toBe(true);
+    await waitFor(() => !running(background.pid), 20_000, 'that relay to exit after delivering everything');
   });
 
   it('what a program closed survives a SIGKILL of the mount and its relay; a relay started on that spool delivers it whole', async () => {

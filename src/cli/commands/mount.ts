@@ -2,8 +2,11 @@ import { execFile } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import type { Argv } from 'yargs';
+import { RelayClient } from '../../client/client.js';
 import { KangarooError } from '../../errors.js';
 import { controlSocketPath, requestUnmount, serveControl } from '../../fs/control.js';
+import { startBackgroundRelay } from '../../fs/background-relay.js';
+import { MountRecord, readMountRecord, removeMountRecord, writeMountRecord } from '../../fs/mount-record.js';
 import { createLogger, LogLevel } from '../../util/log.js';
 import { tuneMalloc } from '../../util/malloc-tuning.js';
 import { parseBytes } from '../../util/units.js';
@@ -60,6 +63,10 @@ export function register(y: Argv): Argv {
           writeBehind: argv['write-behind'],
           log,
         });
+        // a mount whose process died is left behind as a directory that fails every call with ENOTCONN
+        await fsp.stat(mountpoint).catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOTCONN') throw new KangarooError('BUSY', `${mountpoint} is a dead mount (the process that served it is gone): run kangaroo umount ${argv.mountpoint} first`);
+        });
         await mount.start();
         const socketPath = controlSocketPath(state, mountpoint);
         let finishing = false;
@@ -69,10 +76,17 @@ export function register(y: Argv): Argv {
           log.info(`unmounted ${mountpoint}: ${r.message}`);
           server.close();
           await fsp.rm(socketPath, { force: true });
+          await removeMountRecord(socketPath);
           setImmediate(() => process.exit(r.ok ? 0 : 1));
           return r;
         };
         const server = await serveControl(socketPath, finish, (push, progress) => mount.commit(push, progress));
+        const o = mount.options;
+        await writeMountRecord(socketPath, {
+          pid: process.pid,
+          mountpoint,
+          embedded: mount.embedded ? { address: mount.embedded.address, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, secretFile: o.secretFile } : null,
+        });
         process.stdout.write(
           `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
             `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''}${mount.writesBehind ? '; writes behind' : ''})\n`,
@@ -128,10 +142,40 @@ export function register(y: Argv): Argv {
           }
           const detached = await new Promise<boolean>((resolve) => execFile('fusermount', ['-u', '-z', mountpoint], (error) => resolve(!error)));
           if (!detached) throw new KangarooError('NOT_FOUND', `${mountpoint} could not be detached (fusermount -u -z failed)`);
-          process.stderr.write(`kangaroo: ${mountpoint} had no serving process (it had crashed); detached the dead mount. Anything it had not committed is lost; committed data is still in its relay's spool.\n`);
+          const record = await readMountRecord(socketPath);
+          await fsp.rm(socketPath, { force: true });
+          await removeMountRecord(socketPath);
+          process.stderr.write(
+            `kangaroo: ${mountpoint} had no serving process (it had crashed or was killed); detached the dead mount. Anything its programs had not closed or fsync'd is lost; ` +
+              (await carryOnForDeadMount(record)) +
+              '\n',
+          );
         }
       },
     );
+}
+
+/**
+ * What a dead mount committed is in its relay's spool. A relay it used that runs on
+ * delivers it; a relay it embedded died with it, so one is started on its spool, as
+ * a clean unmount would have (it exits once everything is delivered).
+ */
+async function carryOnForDeadMount(record: MountRecord | undefined): Promise<string> {
+  if (!record?.embedded) return "what they committed is in its relay's spool, which that relay delivers.";
+  const e = record.embedded;
+  try {
+    const c = await RelayClient.connect(e.address, { connectTimeoutMs: 2000, secret: e.secretFile ? secretFrom(e.secretFile) : undefined });
+    await c.close();
+    return `what they committed is in ${e.spoolDir}; a relay answers at ${e.address} again, and delivers it if it runs on that spool (kangaroo status --relay ${e.address}).`;
+  } catch {
+    // nothing there (or not a relay we may use): start one on the spool
+  }
+  const bg = await startBackgroundRelay({ address: e.address, spoolDir: e.spoolDir, bwlimit: e.bwlimit, secretFile: e.secretFile });
+  if (bg.state === 'failed') {
+    process.exitCode = 1;
+    return `what they committed is in ${e.spoolDir}, but the relay started to deliver it could not start (see ${bg.log}): start one with kangaroo relay --spool ${e.spoolDir}`;
+  }
+  return `what they committed is in ${e.spoolDir}: a background relay (pid ${bg.pid}) on ${e.address} is delivering it (see kangaroo status --relay ${e.address}).`;
 }
 
 /** Whether the kernel lists a FUSE file system mounted at `mountpoint` (/proc/mounts escapes spaces as \040). */
