@@ -21,7 +21,11 @@ type ControlHandler = (push: boolean, progress: (pendingBytes: number) => void) 
 
 export type ControlMessage = { progress: { pendingBytes: number } } | { done: true; ok: boolean; message: string };
 
-export async function serveControl(socketPath: string, onUnmount: ControlHandler, onCommit?: ControlHandler): Promise<net.Server> {
+/**
+ * `onUnmountAbandoned`: an `umount --push` left before its answer (interrupted while it
+ * waited for delivery); the unmount need not keep waiting for anyone.
+ */
+export async function serveControl(socketPath: string, onUnmount: ControlHandler, onCommit?: ControlHandler, onUnmountAbandoned?: () => void): Promise<net.Server> {
   await fsp.mkdir(path.dirname(socketPath), { recursive: true });
   await fsp.rm(socketPath, { force: true });
   const server = net.createServer((sock) => {
@@ -43,9 +47,12 @@ export async function serveControl(socketPath: string, onUnmount: ControlHandler
         return;
       }
       const send = (m: ControlMessage) => sock.writable && sock.write(JSON.stringify(m) + '\n');
+      let answered = false;
+      if (req.cmd === 'unmount' && req.push) sock.once('close', () => answered || onUnmountAbandoned?.());
       void handler(!!req.push, (pendingBytes) => send({ progress: { pendingBytes } }))
         .catch((err: unknown) => ({ ok: false, message: `${KangarooError.from(err).code}: ${KangarooError.from(err).message}` }))
         .then((r) => {
+          answered = true;
           send({ done: true, ...r });
           sock.end();
         });

@@ -63,6 +63,7 @@ export class KangarooMount {
   embedded: EmbeddedRelay | undefined;
   relayAddress = '';
   private unmounting: Promise<UnmountResult> | undefined;
+  private readonly pushStopped = new AbortController();
 
   constructor(readonly options: MountOptions) {}
 
@@ -145,10 +146,25 @@ export class KangarooMount {
     this.writeBehind?.drain();
   }
 
-  /** Commits (and with push, delivers) everything, then unmounts. Safe to call more than once. */
+  /**
+   * Commits (and with push, delivers) everything, then unmounts. Safe to call more than
+   * once; an unmount without push stops an unmount's wait for delivery (see stopPush).
+   */
   unmount(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
+    if (this.unmounting && !push) this.stopPush('a later umount without --push');
     this.unmounting ??= this.doUnmount(push, onProgress);
     return this.unmounting;
+  }
+
+  /**
+   * Stops an unmount waiting for delivery (a destination that is down may take days):
+   * it finishes as one without push, whatever is still on its way handed to the
+   * background relay. Its answer says why.
+   */
+  stopPush(why: string): void {
+    if (this.pushStopped.signal.aborted) return;
+    this.options.log.info(`unmount of ${this.mountpoint}: no longer waiting for delivery (${why})`);
+    this.pushStopped.abort(why);
   }
 
   private async doUnmount(push: boolean, onProgress?: (pendingBytes: number) => void): Promise<UnmountResult> {
@@ -180,12 +196,17 @@ export class KangarooMount {
       problem = `commit failed: ${e.code}: ${e.message}`;
     }
     let pending = await this.pendingOnRelay();
+    let stopped = '';
     if (push && !problem) {
       try {
-        pending = await this.pushPending(pending.files, onProgress);
+        pending = await this.pushPending(pending.files, onProgress, this.pushStopped.signal);
       } catch (err) {
         const e = KangarooError.from(err);
         problem = `push failed: ${e.code}: ${e.message}`;
+      }
+      if (this.pushStopped.signal.aborted && !problem) {
+        stopped = `stopped waiting for delivery (${String(this.pushStopped.signal.reason)}); `;
+        push = false;
       }
     }
     await this.link.close();
@@ -200,6 +221,7 @@ export class KangarooMount {
     } else {
       message = `everything written is committed; ${pending.files.length} file(s), ${formatBytes(pending.bytes)} still on the way`;
     }
+    message = stopped + message;
     if (this.embedded) {
       const addr = this.embedded.address;
       // another mount (or put, or status) that found this relay at its address keeps using it
@@ -244,12 +266,17 @@ export class KangarooMount {
     }
   }
 
-  /** Pushes each file the relay still holds; resolves with what is pending afterwards. */
-  private async pushPending(files: { host: string; path: string }[], onProgress?: (pendingBytes: number) => void) {
+  /** Pushes each file the relay still holds (until `stop`); resolves with what is pending afterwards. */
+  private async pushPending(files: { host: string; path: string }[], onProgress?: (pendingBytes: number) => void, stop?: AbortSignal) {
     const client = await this.link.get();
     const timer = setInterval(() => void this.pendingOnRelay().then((p) => onProgress?.(p.bytes)), 500);
+    const stopped = new Promise<void>((resolve) => stop?.addEventListener('abort', () => resolve(), { once: true }));
     try {
-      for (const f of files) await client.push(f.host, f.path);
+      for (const f of files) {
+        if (stop?.aborted) break;
+        // a push given up on is answered (or fails) later, on a link about to close
+        await Promise.race([client.push(f.host, f.path), stopped]);
+      }
     } finally {
       clearInterval(timer);
     }

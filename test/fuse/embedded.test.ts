@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -183,6 +184,54 @@ describe('a mount with no relay running', () => {
     expect(fs.readFileSync(delivered).equals(data)).toBe(true);
     await waitFor(() => !running(background.pid), 20_000, 'that relay to exit after delivering everything');
   });
+
+  // `umount --push` to a destination that is down waits as long as it is down. The user
+  // who gives up on it (Ctrl-C, or a plain umount from another terminal) gets the
+  // unmount without push: committed, and handed to the background relay.
+  for (const how of ['a plain umount', 'SIGINT to the waiting umount --push'] as const) {
+    it(`an umount --push waiting for a destination that is down gives way to ${how}`, async () => {
+      const dir = await tempDir();
+      const dest = await startRelay(dir, 'dest', { export: true });
+      await dest.kill();
+      const relay = `127.0.0.1:${await freePort()}`;
+      const mount = await startMount(dir, 'waiting', { relay });
+      const data = crypto.randomBytes(1024 * 1024 + 13);
+      fs.writeFileSync(path.join(dir, 'late.bin'), data);
+      const w = await sh(`mkdir -p "${mount.mountpoint}/kangaroo/${dest.address}/w" && cp "${dir}/late.bin" "${mount.mountpoint}/kangaroo/${dest.address}/w/late.bin"`, { timeoutMs: 30_000 });
+      expect(w.code, w.stderr + mount.log()).toBe(0);
+      const env = { ...process.env, XDG_STATE_HOME: mount.stateDir };
+      const pushing = spawn(process.execPath, [CLI, 'umount', '--push', mount.mountpoint], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      onTestFinished(() => void pushing.kill('SIGKILL'));
+      let pushed = '';
+      pushing.stderr!.on('data', (d) => (pushed += d));
+      const pushExit = new Promise<number | null>((r) => pushing.once('exit', (code) => r(code)));
+      // the mount point goes first; then it waits for delivery
+      await waitFor(() => !isMounted(mount.mountpoint), 20_000, 'the mount point detached');
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(pushing.exitCode, pushed).toBeNull();
+      let said: string;
+      if (how === 'a plain umount') {
+        const u = await run(process.execPath, [CLI, 'umount', mount.mountpoint], { env, timeoutMs: 30_000 });
+        expect(u.code, u.stderr + mount.log()).toBe(0);
+        expect(u.stderr).toMatch(/stopped waiting for delivery \(a later umount without --push\)/);
+        expect(await pushExit, pushed).toBe(0);
+        said = u.stderr;
+      } else {
+        pushing.kill('SIGINT');
+        await pushExit;
+        await Promise.race([mount.exited, new Promise((r) => setTimeout(r, 20_000))]);
+        expect(mount.child.exitCode, mount.log()).toBe(0);
+        expect(mount.log()).toMatch(/stopped waiting for delivery \(the umount --push waiting for it was interrupted\)/);
+        said = mount.log();
+      }
+      const background = backgroundRelay(said);
+      await dest.restart();
+      const delivered = path.join(dest.exportDir!, 'w/late.bin');
+      await waitFor(() => fs.existsSync(delivered) && fs.statSync(delivered).size === data.length, 60_000, 'late.bin delivered by the background relay');
+      expect(fs.readFileSync(delivered).equals(data)).toBe(true);
+      await waitFor(() => !running(background.pid), 20_000, 'the background relay to exit after delivering everything');
+    });
+  }
 
   it('what a program closed survives a SIGKILL of the mount and its relay; a relay started on that spool delivers it whole', async () => {
     const dir = await tempDir();

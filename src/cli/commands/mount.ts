@@ -70,17 +70,30 @@ export function register(y: Argv): Argv {
         await mount.start();
         const socketPath = controlSocketPath(state, mountpoint);
         let finishing = false;
-        const finish = async (push: boolean, progress: (n: number) => void = () => undefined) => {
+        // One unmount, however many ask for it (a plain umount while an umount --push waits, a
+        // signal): each gets its answer before the process exits.
+        let finished: Promise<{ ok: boolean; message: string }> | undefined;
+        const finish = (push: boolean, progress: (n: number) => void = () => undefined) => {
           finishing = true;
-          const r = await mount.unmount(push, progress);
-          log.info(`unmounted ${mountpoint}: ${r.message}`);
-          server.close();
-          await fsp.rm(socketPath, { force: true });
-          await removeMountRecord(socketPath);
-          setImmediate(() => process.exit(r.ok ? 0 : 1));
-          return r;
+          const first = !finished;
+          finished ??= (async () => {
+            const r = await mount.unmount(push, progress);
+            log.info(`unmounted ${mountpoint}: ${r.message}`);
+            server.close();
+            await fsp.rm(socketPath, { force: true });
+            await removeMountRecord(socketPath);
+            setImmediate(() => process.exit(r.ok ? 0 : 1));
+            return r;
+          })();
+          if (!first) void mount.unmount(push, progress);
+          return finished;
         };
-        const server = await serveControl(socketPath, finish, (push, progress) => mount.commit(push, progress));
+        const server = await serveControl(
+          socketPath,
+          finish,
+          (push, progress) => mount.commit(push, progress),
+          () => mount.stopPush('the umount --push waiting for it was interrupted'),
+        );
         const o = mount.options;
         await writeMountRecord(socketPath, {
           pid: process.pid,
