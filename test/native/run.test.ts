@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startMount } from '../helpers/mount-process.js';
-import { CLI, startRelay, waitFor } from '../helpers/relay-process.js';
+import { CLI, freePort, startRelay, waitFor } from '../helpers/relay-process.js';
 import { kangarooRun, leftovers, mountsUnder, runDir, runEnv, SHIM } from './kangaroo-run.js';
 
 /**
@@ -76,6 +76,42 @@ describe('kangaroo run', () => {
     expect(await exited).toBe(143);
     expect(fs.readFileSync(path.join(dest.exportDir!, 'sig.txt'), 'utf8')).toBe('before-signal\n');
     expect(leftovers(dir)).toEqual([]);
+  });
+
+  it('Ctrl-C while --push waits for a destination that is down: run stops waiting, says who delivers the output, and exits with the command\'s status', async () => {
+    const dir = await runDir();
+    const dest = await startRelay(dir, 'dest', { export: true });
+    await dest.kill();
+    const done = path.join(dir, 'command-done');
+    // no relay at that address: the run's mount embeds one
+    const relay = `127.0.0.1:${await freePort()}`;
+    const child = spawn(process.execPath, [CLI, 'run', '--relay', relay, '--push', '--', 'sh', '-c', `echo late > /kangaroo/${dest.address}/late.txt && touch ${done}`], {
+      cwd: dir,
+      env: { ...process.env, ...runEnv(dir) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await waitFor(() => fs.existsSync(done), 30_000, 'the command to finish');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(child.exitCode, stderr).toBeNull(); // waiting for delivery
+    child.kill('SIGINT');
+    expect(await exited, stderr).toBe(0);
+    expect(stderr).toMatch(/no longer waiting for delivery \(interrupted\)/);
+    const bg = /a background relay \(pid (\d+)\) on \S+ is delivering it/.exec(stderr);
+    expect(bg, stderr).not.toBeNull();
+    onTestFinished(() => {
+      try {
+        process.kill(Number(bg![1]), 'SIGKILL');
+      } catch {
+        // gone: it exits once everything is delivered
+      }
+    });
+    expect(leftovers(dir)).toEqual([]);
+    await dest.restart();
+    const delivered = path.join(dest.exportDir!, 'late.txt');
+    await waitFor(() => fs.existsSync(delivered) && fs.readFileSync(delivered, 'utf8') === 'late\n', 60_000, 'late.txt delivered by the background relay');
   });
 
   it('killed outright (SIGKILL), it still leaves no mount: the mount commits and unmounts by itself', async () => {

@@ -257,11 +257,20 @@ class PrivateMount {
   async finish(push: boolean): Promise<{ ok: boolean; message: string }> {
     const socket = controlSocketPath(defaultStateDir(), this.mountpoint);
     let r: { ok: boolean; message: string };
+    // Ctrl-C while --push waits (a destination that is down may take days): stop waiting; the
+    // unmount finishes without push and says who delivers the rest. A second Ctrl-C ends run.
+    const stopWaiting = () => {
+      process.stderr.write('kangaroo run: no longer waiting for delivery (interrupted); the output is committed\n');
+      void requestUnmount(socket, false, () => undefined).catch(() => undefined);
+    };
+    if (push) process.once('SIGINT', stopWaiting);
     try {
       r = await withProgress(push, (p) => requestUnmount(socket, push, p));
     } catch (err) {
       const e = KangarooError.from(err);
       r = { ok: false, message: `could not ask the mount to commit (${e.code}: ${e.message})` };
+    } finally {
+      process.off('SIGINT', stopWaiting);
     }
     const gone = await Promise.race([this.exited.then(() => true), new Promise<boolean>((res) => setTimeout(() => res(false), 30_000).unref())]);
     if (!gone) this.child.kill('SIGKILL');
