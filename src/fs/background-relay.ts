@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
  * delivered and no client is connected.
  */
 
+/** How the embedded relay was set up: the background relay is set up the same way. */
 export interface BackgroundRelayOptions {
   address: string;
   spoolDir: string;
@@ -22,13 +23,13 @@ export interface BackgroundRelayOptions {
   bwlimit?: number;
   /** The file the mount's secret came from. */
   secretFile?: string;
-  /** How long to wait for it to answer before saying it is still starting. */
-  readyWithinMs?: number;
 }
 
 export type BackgroundRelay = { pid: number; state: 'ready' } | { pid: number; state: 'starting' | 'failed'; log: string };
 
 const POLL_MS = 50;
+/** How long to wait for it to answer before saying it is still starting. */
+const READY_WITHIN_MS = 15_000;
 
 export async function startBackgroundRelay(o: BackgroundRelayOptions): Promise<BackgroundRelay> {
   const cli = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
@@ -46,7 +47,7 @@ export async function startBackgroundRelay(o: BackgroundRelayOptions): Promise<B
   child.once('error', () => (exited = true));
   child.unref();
   const pid = child.pid ?? 0;
-  const deadline = Date.now() + (o.readyWithinMs ?? 15_000);
+  const deadline = Date.now() + READY_WITHIN_MS;
   while (Date.now() < deadline) {
     if (await exists(readyFile)) return { pid, state: 'ready' };
     if (exited) return { pid, state: 'failed', log: logFile };
@@ -62,4 +63,9 @@ async function exists(file: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** What the user is told of a background relay that started (ready, or still starting) to deliver what is pending. */
+export function deliveringNote(bg: BackgroundRelay, address: string): string {
+  return `a background relay (pid ${bg.pid}) on ${address} is delivering it (see kangaroo status --relay ${address})` + (bg.state === 'starting' ? `; it is still starting (its log: ${bg.log})` : '');
 }

@@ -1,4 +1,5 @@
 import fsp from 'node:fs/promises';
+import type { BackgroundRelayOptions } from './background-relay.js';
 
 /**
  * What a running mount leaves next to its control socket, for `kangaroo umount` to
@@ -10,8 +11,8 @@ import fsp from 'node:fs/promises';
 export interface MountRecord {
   pid: number;
   mountpoint: string;
-  /** The relay the mount embedded; null when it used one already running. */
-  embedded: { address: string; spoolDir: string; bwlimit?: number; secretFile?: string } | null;
+  /** How the relay the mount embedded was set up; null when it used one already running. */
+  embedded: BackgroundRelayOptions | null;
 }
 
 function recordPath(socketPath: string): string {

@@ -11,7 +11,7 @@ import { Logger } from '../util/log.js';
 import { formatBytes } from '../util/units.js';
 import { bindingThread, loadBinding, MAX_WRITE_REQUEST } from './binding.js';
 import { BlockCache } from './block-cache.js';
-import { startBackgroundRelay } from './background-relay.js';
+import { BackgroundRelayOptions, deliveringNote, startBackgroundRelay } from './background-relay.js';
 import { EmbeddedRelay } from './embedded-relay.js';
 import { Operations } from './operations.js';
 import { RelayLink } from './relay-link.js';
@@ -146,6 +146,12 @@ export class KangarooMount {
     this.writeBehind?.drain();
   }
 
+  /** How the embedded relay is set up, for a relay to carry on with its spool; undefined without one. */
+  embeddedSetup(): BackgroundRelayOptions | undefined {
+    const o = this.options;
+    return this.embedded && { address: this.embedded.address, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, secretFile: o.secretFile };
+  }
+
   /**
    * Commits (and with push, delivers) everything, then unmounts. Safe to call more than
    * once; an unmount without push stops an unmount's wait for delivery (see stopPush).
@@ -222,22 +228,21 @@ export class KangarooMount {
       message = `everything written is committed; ${pending.files.length} file(s), ${formatBytes(pending.bytes)} still on the way`;
     }
     message = stopped + message;
-    if (this.embedded) {
-      const addr = this.embedded.address;
+    const setup = this.embeddedSetup();
+    if (this.embedded && setup) {
+      const { address: addr, spoolDir } = setup;
       // another mount (or put, or status) that found this relay at its address keeps using it
       const others = this.embedded.otherClients();
       await this.embedded.close();
       if (pending.files.length > 0 || others > 0) {
-        const o = this.options;
-        const bg = await startBackgroundRelay({ address: addr, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, secretFile: o.secretFile });
+        const bg = await startBackgroundRelay(setup);
         if (bg.state === 'failed') {
           problem = `the background relay that was to carry on could not start (see ${bg.log})`;
-          message += `; ${problem}` + (pending.files.length > 0 ? `: it waits in ${o.embeddedSpool} for \`kangaroo relay --spool ${o.embeddedSpool}\`` : '');
+          message += `; ${problem}` + (pending.files.length > 0 ? `: it waits in ${spoolDir} for \`kangaroo relay --spool ${spoolDir}\`` : '');
+        } else if (pending.files.length > 0) {
+          message += `; ${deliveringNote(bg, addr)}`;
         } else {
-          message +=
-            pending.files.length > 0
-              ? `; a background relay (pid ${bg.pid}) on ${addr} is delivering it (see kangaroo status --relay ${addr})`
-              : `; a background relay (pid ${bg.pid}) on ${addr} carries on for the ${others} other client(s) of this mount's relay`;
+          message += `; a background relay (pid ${bg.pid}) on ${addr} carries on for the ${others} other client(s) of this mount's relay`;
           if (bg.state === 'starting') message += `; it is still starting (its log: ${bg.log})`;
         }
       }

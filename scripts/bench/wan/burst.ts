@@ -54,6 +54,8 @@ interface Run {
   baseline: Baseline;
 }
 
+const sec = (ms: number) => (ms / 1000).toFixed(2);
+
 /** The run whose response is the median of its approach's rounds (the lower middle of an even count). */
 function medianRun(runs: Run[]): Run {
   const sorted = [...runs].sort((a, b) => a.trial.program.ms - b.trial.program.ms);
@@ -92,7 +94,6 @@ export async function burst(res: Resources, s: Session, sizes: number[], repeats
         r.baselines[a.key] = baseline;
         r.responseMs[a.key] = t.program.ms;
         r.turnaroundMs[a.key] = t.turnaroundMs;
-        const sec = (ms: number) => (ms / 1000).toFixed(2);
         progress(` [${sec(baseline.localMs)}/${sec(baseline.localFsyncMs)}] ${a.key} ${(t.program.ms / 1000).toFixed(1)}/${t.turnaroundMs === null ? t.state : (t.turnaroundMs / 1000).toFixed(1)} s${busy(t)}`);
       }
       progress('\n');

@@ -5,7 +5,7 @@ import type { Argv } from 'yargs';
 import { RelayClient } from '../../client/client.js';
 import { KangarooError } from '../../errors.js';
 import { controlSocketPath, requestUnmount, serveControl } from '../../fs/control.js';
-import { startBackgroundRelay } from '../../fs/background-relay.js';
+import { deliveringNote, startBackgroundRelay } from '../../fs/background-relay.js';
 import { MountRecord, readMountRecord, removeMountRecord, writeMountRecord } from '../../fs/mount-record.js';
 import { createLogger, LogLevel } from '../../util/log.js';
 import { tuneMalloc } from '../../util/malloc-tuning.js';
@@ -94,12 +94,7 @@ export function register(y: Argv): Argv {
           (push, progress) => mount.commit(push, progress),
           () => mount.stopPush('the umount --push waiting for it was interrupted'),
         );
-        const o = mount.options;
-        await writeMountRecord(socketPath, {
-          pid: process.pid,
-          mountpoint,
-          embedded: mount.embedded ? { address: mount.embedded.address, spoolDir: o.embeddedSpool, bwlimit: o.embeddedBwlimit, secretFile: o.secretFile } : null,
-        });
+        await writeMountRecord(socketPath, { pid: process.pid, mountpoint, embedded: mount.embeddedSetup() ?? null });
         process.stdout.write(
           `kangaroo: mounted ${mountpoint} (relay ${mount.relayAddress}${mount.embedded ? ', embedded' : ''}; backing ${mount.options.backing}` +
             `${mount.options.gnsFile ? `; name service ${mount.options.gnsFile}` : ''}${mount.writesBehind ? '; writes behind' : ''})\n`,
@@ -183,12 +178,12 @@ async function carryOnForDeadMount(record: MountRecord | undefined): Promise<str
   } catch {
     // nothing there (or not a relay we may use): start one on the spool
   }
-  const bg = await startBackgroundRelay({ address: e.address, spoolDir: e.spoolDir, bwlimit: e.bwlimit, secretFile: e.secretFile });
+  const bg = await startBackgroundRelay(e);
   if (bg.state === 'failed') {
     process.exitCode = 1;
     return `what they committed is in ${e.spoolDir}, but the relay started to deliver it could not start (see ${bg.log}): start one with kangaroo relay --spool ${e.spoolDir}`;
   }
-  return `what they committed is in ${e.spoolDir}: a background relay (pid ${bg.pid}) on ${e.address} is delivering it (see kangaroo status --relay ${e.address}).`;
+  return `what they committed is in ${e.spoolDir}: ${deliveringNote(bg, e.address)}.`;
 }
 
 /** Whether the kernel lists a FUSE file system mounted at `mountpoint` (/proc/mounts escapes spaces as \040). */
